@@ -41,6 +41,11 @@ type Runtime interface {
 	// in checkpoint order. Later checkpoints may subsume earlier ones: durable
 	// of an earlier checkpoint may be skipped when a later one is durable.
 	Checkpoint(ctx context.Context, offset map[string]any, durable func()) error
+	// Flush waits until every record emitted so far is acknowledged, the
+	// latest checkpoint's offset record is durable and its durable callback
+	// has run. Connectors call it on shutdown before acknowledging their
+	// final position to the database (e.g. the last standby status update).
+	Flush(ctx context.Context) error
 	// Metrics reports progress for /metrics and logs.
 	Metrics() *Metrics
 	Logger() *slog.Logger
