@@ -1,0 +1,151 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// ClientConfig is what every tributary Kafka client shares.
+type ClientConfig struct {
+	Brokers     []string
+	ClientID    string
+	Compression string // zstd, lz4, snappy, gzip, none
+	TLS         bool
+	SASL        *SASL
+	// MaxBufferedBytes bounds records produced but not yet acknowledged;
+	// Produce blocks beyond it, which is how sources get backpressure.
+	MaxBufferedBytes int64
+}
+
+// SASL credentials. Password comes from the environment or a file through config interpolation.
+type SASL struct {
+	Mechanism, User, Password string
+}
+
+// NewClient builds a franz-go client producing with acks=all and idempotence
+// (franz-go's defaults, stated here so nobody weakens them by accident).
+func NewClient(cfg ClientConfig, extra ...kgo.Opt) (*kgo.Client, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("kafka client: no brokers")
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.ProducerBatchMaxBytes(1 << 20),
+		kgo.RecordRetries(1 << 30), // never give up on a record while the client lives: loss is worse than stalling
+		kgo.ProduceRequestTimeout(30 * time.Second),
+	}
+	if cfg.ClientID != "" {
+		opts = append(opts, kgo.ClientID(cfg.ClientID))
+	}
+	codec, err := compression(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, kgo.ProducerBatchCompression(codec...))
+	if cfg.MaxBufferedBytes > 0 {
+		opts = append(opts, kgo.MaxBufferedBytes(int(cfg.MaxBufferedBytes)))
+	}
+	if cfg.TLS {
+		opts = append(opts, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+	}
+	if cfg.SASL != nil {
+		switch strings.ToLower(cfg.SASL.Mechanism) {
+		case "plain":
+			opts = append(opts, kgo.SASL(plain.Auth{User: cfg.SASL.User, Pass: cfg.SASL.Password}.AsMechanism()))
+		case "scram-sha-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: cfg.SASL.User, Pass: cfg.SASL.Password}.AsSha256Mechanism()))
+		case "scram-sha-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: cfg.SASL.User, Pass: cfg.SASL.Password}.AsSha512Mechanism()))
+		default:
+			return nil, fmt.Errorf("kafka client: log.sasl.mechanism %q: want plain, scram-sha-256 or scram-sha-512", cfg.SASL.Mechanism)
+		}
+	}
+	opts = append(opts, extra...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client for %s: %w", strings.Join(cfg.Brokers, ","), err)
+	}
+	return cl, nil
+}
+
+func compression(name string) ([]kgo.CompressionCodec, error) {
+	switch strings.ToLower(name) {
+	case "", "zstd":
+		return []kgo.CompressionCodec{kgo.ZstdCompression(), kgo.NoCompression()}, nil
+	case "lz4":
+		return []kgo.CompressionCodec{kgo.Lz4Compression(), kgo.NoCompression()}, nil
+	case "snappy":
+		return []kgo.CompressionCodec{kgo.SnappyCompression(), kgo.NoCompression()}, nil
+	case "gzip":
+		return []kgo.CompressionCodec{kgo.GzipCompression(), kgo.NoCompression()}, nil
+	case "none":
+		return []kgo.CompressionCodec{kgo.NoCompression()}, nil
+	}
+	return nil, fmt.Errorf("kafka client: log.compression %q: want zstd, lz4, snappy, gzip or none", name)
+}
+
+// TopicSpec describes a topic tributary creates when it is missing.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16 // -1: broker default
+	Compacted         bool
+}
+
+// Topics creates topics on first use and remembers which exist, so the hot
+// path pays for a metadata round trip once per topic and process.
+type Topics struct {
+	adm *kadm.Client
+	mu  sync.Mutex
+	ok  map[string]bool
+}
+
+// NewTopics wraps an admin client.
+func NewTopics(cl *kgo.Client) *Topics {
+	return &Topics{adm: kadm.NewClient(cl), ok: map[string]bool{}}
+}
+
+// Ensure creates the topic if it does not exist. An existing topic is left
+// as it is (its partition count is the operator's choice).
+func (t *Topics) Ensure(ctx context.Context, spec TopicSpec) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ok[spec.Name] {
+		return nil
+	}
+	parts := spec.Partitions
+	if parts <= 0 {
+		parts = 1
+	}
+	rf := spec.ReplicationFactor
+	if rf == 0 {
+		rf = -1
+	}
+	var cfgs map[string]*string
+	if spec.Compacted {
+		compact := "compact"
+		cfgs = map[string]*string{"cleanup.policy": &compact}
+	}
+	resp, err := t.adm.CreateTopic(ctx, parts, rf, cfgs, spec.Name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("creating topic %s (%d partitions, compacted=%v): %w", spec.Name, parts, spec.Compacted, err)
+	}
+	t.ok[spec.Name] = true
+	return nil
+}

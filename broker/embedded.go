@@ -1,0 +1,179 @@
+// Package broker owns the two ways tributary reaches a Kafka-protocol log:
+// the embedded kfake broker (one machine, zero setup) and a real cluster.
+// Both are used through the same franz-go client code (NewClient).
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sys/unix"
+)
+
+// EmbeddedConfig configures the in-process broker.
+type EmbeddedConfig struct {
+	// DataDir persists the log. tributary holds an exclusive lock on it.
+	DataDir string
+	// Listen is a host:port; the host must be a loopback address unless
+	// AllowNonLoopback is set, because kfake has no authentication.
+	Listen           string
+	AllowNonLoopback bool
+	// SyncWrites fsyncs every produced batch before it is acknowledged, so an
+	// acknowledged record survives a power loss, not only a process crash.
+	SyncWrites bool
+	// CompactionInterval replaces kfake's one-hour default cleaner backoff.
+	CompactionInterval time.Duration
+	// Partitions is the default partition count of auto-created topics.
+	Partitions int
+	Logger     *slog.Logger
+}
+
+// Embedded is a running in-process broker.
+type Embedded struct {
+	cluster *kfake.Cluster
+	lock    *os.File
+	addr    string
+}
+
+// ErrDataDirLocked is returned when another process holds the data folder.
+var ErrDataDirLocked = errors.New("log data folder is in use by another tributary process")
+
+// StartEmbedded locks cfg.DataDir and starts kfake on it.
+func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("embedded broker: log.data_dir is empty")
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: log.listen %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: log.listen %q: bad port", cfg.Listen)
+	}
+	if !cfg.AllowNonLoopback && !isLoopback(host) {
+		return nil, fmt.Errorf("embedded broker: log.listen %q is not a loopback address; the embedded broker has no authentication", cfg.Listen)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("embedded broker: creating log.data_dir: %w", err)
+	}
+	lock, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	interval := cfg.CompactionInterval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	parts := cfg.Partitions
+	if parts <= 0 {
+		parts = 1
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		kfake.DataDir(filepath.Join(cfg.DataDir, "kfake")),
+		kfake.DefaultNumPartitions(parts),
+		kfake.WithLogger(kfakeLogger{logger.With("component", "embedded-broker")}),
+		// kfake's default cleaner backoff is one hour; a compacted topic would
+		// otherwise keep every version of every row that long.
+		kfake.BrokerConfigs(map[string]string{
+			"log.cleaner.backoff.ms": strconv.FormatInt(interval.Milliseconds(), 10),
+		}),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			var lc net.ListenConfig
+			return lc.Listen(ctx, network, net.JoinHostPort(host, strconv.Itoa(port)))
+		}),
+	}
+	if cfg.SyncWrites {
+		opts = append(opts, kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		unlockDir(lock)
+		return nil, fmt.Errorf("embedded broker: starting on %s with data in %s: %w", cfg.Listen, cfg.DataDir, err)
+	}
+	addrs := c.ListenAddrs()
+	if len(addrs) == 0 {
+		c.Close()
+		unlockDir(lock)
+		return nil, errors.New("embedded broker: no listener")
+	}
+	return &Embedded{cluster: c, lock: lock, addr: addrs[0]}, nil
+}
+
+// Addr is the host:port the broker listens on.
+func (e *Embedded) Addr() string { return e.addr }
+
+// Compact runs compaction now (tests and shutdown use it).
+func (e *Embedded) Compact() { e.cluster.Compact() }
+
+// Close stops the broker (kfake syncs its files on shutdown) and releases the lock.
+func (e *Embedded) Close() {
+	e.cluster.Close()
+	unlockDir(e.lock)
+}
+
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: opening lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		owner, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s (held by pid %s); stop the other worker or use another log.data_dir",
+				ErrDataDirLocked, dir, strings.TrimSpace(string(owner)))
+		}
+		return nil, fmt.Errorf("embedded broker: locking %s: %w", path, err)
+	}
+	// The pid is only informational: the flock itself is released by the
+	// kernel when the process dies, so kill -9 never leaves a stale lock.
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+func unlockDir(f *os.File) {
+	if f == nil {
+		return
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	f.Close()
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		k.l.Error(fmt.Sprintf(msg, args...))
+	case kfake.LogLevelWarn:
+		k.l.Warn(fmt.Sprintf(msg, args...))
+	default:
+		// kfake logs every request at info/debug; that is noise for users.
+	}
+}

@@ -1,0 +1,335 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/tributary-cdc/tributary/broker"
+	"github.com/tributary-cdc/tributary/schema"
+)
+
+// SchemaRegistry is the part of a Confluent-compatible registry client the
+// runtime needs; *sr.Client satisfies it.
+type SchemaRegistry interface {
+	CreateSchema(ctx context.Context, subject string, s sr.Schema) (sr.SubjectSchema, error)
+}
+
+// OffsetStore loads and builds offset records; *offsets.Store satisfies it.
+type OffsetStore interface {
+	Load(ctx context.Context, connector, server string) (map[string]any, error)
+	Record(connector, server string, offset map[string]any) (*kgo.Record, error)
+}
+
+// TopicEnsurer creates topics on first use; *broker.Topics satisfies it.
+type TopicEnsurer interface {
+	Ensure(ctx context.Context, spec broker.TopicSpec) error
+}
+
+// Deps are the shared services a source runs on.
+type Deps struct {
+	Client            *kgo.Client
+	Topics            TopicEnsurer
+	Registry          SchemaRegistry
+	Offsets           OffsetStore
+	Metrics           *Metrics
+	Logger            *slog.Logger
+	Partitions        int32
+	ReplicationFactor int16
+	// ShutdownTimeout bounds the final flush after the connector returns.
+	ShutdownTimeout time.Duration
+}
+
+// Run runs one connector until ctx is done or it fails, then flushes what is
+// acknowledged and commits its offset. server is the topic prefix (the
+// "server" of the Connect offset key).
+func Run(ctx context.Context, name, server string, c Connector, d Deps) error {
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
+	}
+	if d.ShutdownTimeout <= 0 {
+		d.ShutdownTimeout = 30 * time.Second
+	}
+	off, err := d.Offsets.Load(ctx, name, server)
+	if err != nil {
+		return fmt.Errorf("source %s: loading committed offset: %w", name, err)
+	}
+	if off != nil {
+		log.Info("resuming from committed offset", "offset", off)
+	}
+	rt := newRuntime(name, server, off, d, log)
+	commitDone := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		rt.commitLoop()
+	}()
+	runErr := c.Run(ctx, rt)
+
+	// Whatever the connector did, make acknowledged work durable so a
+	// restart resumes as late as possible.
+	fctx, cancel := context.WithTimeout(context.Background(), d.ShutdownTimeout)
+	flushErr := rt.Flush(fctx)
+	cancel()
+	rt.stop()
+	<-commitDone
+
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return fmt.Errorf("source %s: %w", name, runErr)
+	}
+	if flushErr != nil && !errors.Is(flushErr, context.Canceled) {
+		return fmt.Errorf("source %s: final flush: %w", name, flushErr)
+	}
+	return nil
+}
+
+// epoch is the set of records emitted between two checkpoints.
+type epoch struct {
+	pending int
+	closed  bool
+	failed  bool
+	offset  map[string]any
+	durable func()
+}
+
+type runtime struct {
+	name, server string
+	d            Deps
+	log          *slog.Logger
+	offset       map[string]any
+
+	codecMu sync.Mutex
+	codecs  map[string]*schema.Codec
+
+	mu        sync.Mutex
+	cond      *sync.Cond // signalled when an epoch completes, commits, or an error happens
+	queue     []*epoch   // closed epochs not yet committed, then the open one last
+	err       error
+	stopped   bool
+	committed int // generation counter bumped by every commit
+	counters  map[string]prometheus.Counter
+	bytes     prometheus.Counter
+}
+
+func newRuntime(name, server string, off map[string]any, d Deps, log *slog.Logger) *runtime {
+	rt := &runtime{
+		name: name, server: server, d: d, log: log, offset: off,
+		codecs:   map[string]*schema.Codec{},
+		queue:    []*epoch{{}},
+		counters: map[string]prometheus.Counter{},
+		bytes:    d.Metrics.BytesProduced.WithLabelValues(name),
+	}
+	rt.cond = sync.NewCond(&rt.mu)
+	return rt
+}
+
+var _ Runtime = (*runtime)(nil)
+
+func (rt *runtime) Offset() map[string]any  { return rt.offset }
+func (rt *runtime) Metrics() *Metrics       { return rt.d.Metrics }
+func (rt *runtime) Logger() *slog.Logger    { return rt.log }
+func (rt *runtime) open() *epoch            { return rt.queue[len(rt.queue)-1] }
+func (rt *runtime) fail(err error) {
+	if rt.err == nil {
+		rt.err = err
+	}
+	rt.cond.Broadcast()
+}
+
+func (rt *runtime) Codec(ctx context.Context, t *schema.Table, src *schema.SourceBlock) (*schema.Codec, error) {
+	c, err := schema.NewCodec(t, src)
+	if err != nil {
+		return nil, fmt.Errorf("building schema for %s: %w", t.Topic, err)
+	}
+	cacheKey := t.Topic + "\x00" + c.KeySchema() + "\x00" + c.ValueSchema()
+	rt.codecMu.Lock()
+	defer rt.codecMu.Unlock()
+	if cached, ok := rt.codecs[cacheKey]; ok {
+		return cached, nil
+	}
+	if err := rt.d.Topics.Ensure(ctx, broker.TopicSpec{
+		Name: t.Topic, Partitions: rt.d.Partitions, ReplicationFactor: rt.d.ReplicationFactor, Compacted: true,
+	}); err != nil {
+		return nil, err
+	}
+	keyID := 0
+	if ks := c.KeySchema(); ks != "" {
+		if keyID, err = rt.register(ctx, t.Topic+"-key", ks); err != nil {
+			return nil, err
+		}
+	}
+	valueID, err := rt.register(ctx, t.Topic+"-value", c.ValueSchema())
+	if err != nil {
+		return nil, err
+	}
+	c.SetIDs(keyID, valueID)
+	rt.codecs[cacheKey] = c
+	rt.log.Info("schema registered", "topic", t.Topic, "key_id", keyID, "value_id", valueID)
+	return c, nil
+}
+
+func (rt *runtime) register(ctx context.Context, subject, text string) (int, error) {
+	ss, err := rt.d.Registry.CreateSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
+	if err != nil {
+		var re *sr.ResponseError
+		if errors.As(err, &re) && re.StatusCode == http.StatusConflict {
+			return 0, fmt.Errorf("schema change is not compatible with subject %s (%s); "+
+				"the registry refused it: %w", subject, "BACKWARD", err)
+		}
+		return 0, fmt.Errorf("registering schema for subject %s: %w", subject, err)
+	}
+	return ss.ID, nil
+}
+
+func (rt *runtime) Emit(ctx context.Context, r Record) error {
+	rt.mu.Lock()
+	if rt.err != nil {
+		err := rt.err
+		rt.mu.Unlock()
+		return err
+	}
+	ep := rt.open()
+	ep.pending++
+	rt.mu.Unlock()
+
+	rec := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
+	rt.d.Client.Produce(ctx, rec, func(rec *kgo.Record, err error) { rt.acked(ep, rec, err) })
+	return nil
+}
+
+func (rt *runtime) acked(ep *epoch, rec *kgo.Record, err error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	ep.pending--
+	if err != nil {
+		ep.failed = true
+		rt.d.Metrics.ProducerErrors.WithLabelValues(rt.name).Inc()
+		rt.fail(fmt.Errorf("producing to %s: %w", rec.Topic, err))
+		return
+	}
+	c, ok := rt.counters[rec.Topic]
+	if !ok {
+		c = rt.d.Metrics.EventsProduced.WithLabelValues(rt.name, rec.Topic)
+		rt.counters[rec.Topic] = c
+	}
+	c.Inc()
+	rt.bytes.Add(float64(len(rec.Key) + len(rec.Value)))
+	if ep.pending == 0 && ep.closed {
+		rt.cond.Broadcast()
+	}
+}
+
+func (rt *runtime) Checkpoint(_ context.Context, offset map[string]any, durable func()) error {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.err != nil {
+		return rt.err
+	}
+	ep := rt.open()
+	ep.closed, ep.offset, ep.durable = true, offset, durable
+	rt.queue = append(rt.queue, &epoch{})
+	if ep.pending == 0 {
+		rt.cond.Broadcast()
+	}
+	return nil
+}
+
+// ready pops the leading run of complete epochs. Called with mu held.
+func (rt *runtime) ready() []*epoch {
+	n := 0
+	for n < len(rt.queue)-1 {
+		ep := rt.queue[n]
+		if !ep.closed || ep.pending > 0 || ep.failed {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	eps := append([]*epoch(nil), rt.queue[:n]...)
+	rt.queue = append(rt.queue[:0:0], rt.queue[n:]...)
+	return eps
+}
+
+// commitLoop writes the offset of the latest complete checkpoint, then
+// runs durable callbacks. Offsets are coalesced: while one write is in
+// flight, later checkpoints pile up and are committed by the next one.
+func (rt *runtime) commitLoop() {
+	for {
+		rt.mu.Lock()
+		var eps []*epoch
+		for {
+			if eps = rt.ready(); eps != nil || rt.stopped || rt.err != nil {
+				break
+			}
+			rt.cond.Wait()
+		}
+		rt.mu.Unlock()
+		if eps == nil {
+			return
+		}
+		last := eps[len(eps)-1]
+		rec, err := rt.d.Offsets.Record(rt.name, rt.server, last.offset)
+		if err == nil {
+			err = rt.d.Client.ProduceSync(context.Background(), rec).FirstErr()
+		}
+		if err != nil {
+			rt.mu.Lock()
+			rt.fail(fmt.Errorf("committing offset %v: %w", last.offset, err))
+			rt.mu.Unlock()
+			return
+		}
+		for _, ep := range eps {
+			if ep.durable != nil {
+				ep.durable()
+			}
+		}
+		rt.mu.Lock()
+		rt.committed++
+		rt.cond.Broadcast()
+		rt.mu.Unlock()
+	}
+}
+
+func (rt *runtime) Flush(ctx context.Context) error {
+	// Wake waiters when ctx ends; sync.Cond has no context support.
+	stop := context.AfterFunc(ctx, func() {
+		rt.mu.Lock()
+		rt.cond.Broadcast()
+		rt.mu.Unlock()
+	})
+	defer stop()
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for {
+		if rt.err != nil {
+			return rt.err
+		}
+		if len(rt.queue) == 1 && rt.open().pending == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("waiting for %d unacknowledged checkpoints: %w", len(rt.queue)-1, err)
+		}
+		rt.cond.Wait()
+	}
+}
+
+func (rt *runtime) stop() {
+	rt.mu.Lock()
+	rt.stopped = true
+	rt.cond.Broadcast()
+	rt.mu.Unlock()
+}

@@ -1,0 +1,112 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// status tracks what /readyz and /status report. Connectors move through
+// starting → running → stopped|failed.
+type status struct {
+	mu         sync.Mutex
+	started    time.Time
+	connectors map[string]connectorStatus
+}
+
+type connectorStatus struct {
+	Kind  string    `json:"kind"` // source or sink
+	Type  string    `json:"type"`
+	State string    `json:"state"`
+	Error string    `json:"error,omitempty"`
+	Since time.Time `json:"since"`
+}
+
+func newStatus() *status {
+	return &status{started: time.Now(), connectors: map[string]connectorStatus{}}
+}
+
+func (s *status) set(name, kind, typ, state string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := connectorStatus{Kind: kind, Type: typ, State: state, Since: time.Now()}
+	if err != nil {
+		cs.Error = err.Error()
+	}
+	s.connectors[name] = cs
+}
+
+// ready is true when every connector is running.
+func (s *status) ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.connectors) == 0 {
+		return false
+	}
+	for _, c := range s.connectors {
+		if c.State != "running" {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *status) snapshot() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := make(map[string]connectorStatus, len(s.connectors))
+	for k, v := range s.connectors {
+		cs[k] = v
+	}
+	return map[string]any{"started": s.started, "connectors": cs}
+}
+
+// serveHTTP exposes /healthz (the process is alive), /readyz (every
+// connector is running), /status (JSON) and /metrics (Prometheus).
+func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, st *status) (string, <-chan error, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !st.ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(st.snapshot())
+	})
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("worker.http %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return ln.Addr().String(), errc, nil
+}
