@@ -1,0 +1,57 @@
+# tributary: `make test` installs and starts what the tests need, then runs them all.
+# .ci/run calls exactly `make test`.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+# Go lives here on the project's machines even when a login shell did not set PATH.
+export PATH := $(PATH):/usr/local/go/bin
+
+SERVICES_ENV := /tmp/tributary-services/env.sh
+BIN := $(CURDIR)/bin/tributary
+TEST_LOG := $(CURDIR)/bin/test.log
+
+.PHONY: test bench quickstart services-up services-down build
+
+services-up:
+	bash integration/services/up.sh
+
+services-down:
+	bash integration/services/down.sh
+
+build:
+	go build -o $(BIN) ./cmd/tributary
+
+# The closing line counts packages as `packages: N passed, N failed`, read from
+# go test's own ok/FAIL lines, so a run that tested nothing shows 0 passed.
+test:
+	@bash integration/services/up.sh
+	source $(SERVICES_ENV)
+	export TRIBUTARY_BIN=$(BIN)
+	echo "== go build -o bin/tributary ./cmd/tributary"
+	go build -o $(BIN) ./cmd/tributary
+	echo "== go vet ./..."
+	go vet ./...
+	echo "== go test -count=1 -timeout 25m ./..."
+	mkdir -p $(dir $(TEST_LOG))
+	rc=0
+	go test -count=1 -timeout 25m ./... 2>&1 | tee $(TEST_LOG) || rc=$$?
+	passed=$$(grep -c '^ok ' $(TEST_LOG) || true)
+	failed=$$(grep -cE '^FAIL[[:space:]]' $(TEST_LOG) || true)
+	if [[ $$rc -eq 0 ]]; then
+		echo "make test: PASS (go test exit 0)"
+	else
+		echo "make test: FAIL (go test exit $$rc; full output in $(TEST_LOG))"
+	fi
+	echo "packages: $$passed passed, $$failed failed"
+	exit $$rc
+
+bench:
+	@bash integration/services/up.sh
+	source $(SERVICES_ENV)
+	export TRIBUTARY_BIN=$(BIN)
+	go build -o $(BIN) ./cmd/tributary
+	go run ./integration/bench
+
+quickstart:
+	bash integration/quickstart.sh
