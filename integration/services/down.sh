@@ -27,12 +27,19 @@ flock -w 900 9 || {
 	exit 1
 }
 
+# alive PID: exists and is no zombie (PID 1 here reaps lazily; kill -0 says yes to zombies).
+alive() {
+	local state
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[[ -n $state && $state != Z ]]
+}
+
 # stop_pid NAME PID: SIGTERM, then SIGKILL after 60 s.
 stop_pid() {
 	local name=$1 pid=$2 i
 	kill "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 120; i++)); do
-		kill -0 "$pid" 2>/dev/null || {
+		alive "$pid" || {
 			log "$name: stopped"
 			return 0
 		}
@@ -62,7 +69,7 @@ rm -f "$ROOT/kafka/kafka.pid"
 
 mypid=""
 [[ -f $ROOT/mariadb/mariadb.pid ]] && mypid=$(cat "$ROOT/mariadb/mariadb.pid")
-if [[ -n $mypid ]] && kill -0 "$mypid" 2>/dev/null; then
+if [[ -n $mypid ]] && alive "$mypid" && [[ $(cat "/proc/$mypid/comm" 2>/dev/null) == mariadbd ]]; then
 	stop_pid mariadb "$mypid"
 else
 	log "mariadb: not running"

@@ -36,6 +36,33 @@ fail() {
 	exit 1
 }
 
+# alive PID [COMM]: the process exists, is no zombie waiting to be reaped (kill -0
+# says yes to those, and PID 1 here reaps lazily) and, if given, has that name
+# (pids are reused after a reboot that kept /tmp).
+alive() {
+	local pid=$1 want=${2:-} state
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	state=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[[ -n $state && $state != Z ]] || return 1
+	[[ -z $want || $(cat "/proc/$pid/comm" 2>/dev/null) == "$want" ]]
+}
+
+# detach PIDFILE LOGFILE CMD...: runs CMD in a session of its own (so Ctrl-C on
+# `make test` does not take the services down), without the lock fd, and writes
+# CMD's own pid to PIDFILE (setsid may fork, so $! is not it).
+detach() {
+	local pidfile=$1 logfile=$2 i
+	shift 2
+	rm -f "$pidfile"
+	setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@" \
+		</dev/null >>"$logfile" 2>&1 9>&- &
+	for ((i = 0; i < 100; i++)); do
+		[[ -s $pidfile ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
 if [[ $(id -u) -ne 0 ]]; then
 	log "ERROR: must run as root (it installs packages and runs services as the postgres and mysql users)"
 	exit 1
@@ -164,9 +191,26 @@ host    replication   all      127.0.0.1/32  scram-sha-256
 EOF
 	chown postgres: "$dir/tributary.conf" "$dir/pg_hba.conf"
 
-	if runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1 9>&-; then
+	local pmpid=""
+	[[ -f $dir/postmaster.pid ]] && pmpid=$(head -n 1 "$dir/postmaster.pid")
+	if [[ -n $pmpid ]] && alive "$pmpid" postgres; then
 		log "$name: already running on 127.0.0.1:$port"
 	else
+		# After a kill or crash, postgres would take the dead (or zombie) pid in
+		# postmaster.pid and in the socket's lock file for a live postmaster and
+		# refuse to start: drop both once no old backend is left.
+		[[ -n $pmpid ]] && log "$name: removing stale postmaster.pid (pid $pmpid is gone)"
+		local j p busy
+		for ((j = 0; j < 60; j++)); do
+			busy=""
+			for p in /proc/[0-9]*; do
+				[[ $(readlink "$p/cwd" 2>/dev/null) == "$dir" ]] && alive "${p#/proc/}" && busy=${p#/proc/}
+			done
+			[[ -z $busy ]] && break
+			sleep 0.5
+		done
+		[[ -z $busy ]] || fail "$name" "$logfile" "old backend pid $busy still uses $dir after 30 s"
+		rm -f "$dir/postmaster.pid" "$dir"/.s.PGSQL.*
 		log "$name: starting on 127.0.0.1:$port (log $logfile)"
 		# pg_ctl detaches the postmaster with its output in $logfile.
 		if ! runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir" -l "$logfile" -w -t 120 start \
@@ -241,14 +285,22 @@ EOF
 	if mariadb-admin --defaults-file="$cnf" --protocol=socket -uroot --connect-timeout=3 ping >/dev/null 2>&1; then
 		log "mariadb: already running on 127.0.0.1:$MY_PORT"
 	else
-		log "mariadb: starting on 127.0.0.1:$MY_PORT (log $logfile)"
-		setsid /usr/sbin/mariadbd --defaults-file="$cnf" </dev/null >>"$logfile" 2>&1 9>&- &
-		local pid=$! i
+		local pid i
+		pid=$(cat "$pidfile" 2>/dev/null || true)
+		if alive "$pid" mariadbd; then
+			# Alive but not answering yet: crash recovery, or a start racing us.
+			log "mariadb: waiting for running mariadbd pid $pid"
+		else
+			log "mariadb: starting on 127.0.0.1:$MY_PORT (log $logfile)"
+			detach "$dir/launch.pid" "$logfile" /usr/sbin/mariadbd --defaults-file="$cnf" ||
+				fail mariadb "$logfile" "could not launch mariadbd"
+			pid=$(cat "$dir/launch.pid")
+		fi
 		for ((i = 0; i < 240; i++)); do
 			if mariadb-admin --defaults-file="$cnf" --protocol=socket -uroot --connect-timeout=3 ping >/dev/null 2>&1; then
 				break
 			fi
-			kill -0 "$pid" 2>/dev/null || fail mariadb "$logfile" "mariadbd exited during startup"
+			alive "$pid" || fail mariadb "$logfile" "mariadbd exited during startup"
 			sleep 0.5
 		done
 		((i < 240)) || fail mariadb "$logfile" "mariadbd did not answer on $sock after 120 s"
@@ -320,6 +372,10 @@ share.coordinator.state.topic.min.isr=1
 auto.create.topics.enable=false
 delete.topic.enable=true
 group.initial.rebalance.delay.ms=0
+# After a kill -9 the broker cannot re-register until its old session expires
+# (9 s by default); a short session makes that restart quick.
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=4000
 EOF
 	cat >"$dir/log4j2.properties" <<'EOF'
 # written by integration/services/up.sh: everything to stdout, which goes to kafka.log
@@ -338,17 +394,22 @@ EOF
 		-XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
 		"-Dlog4j2.configurationFile=$dir/log4j2.properties")
 
-	if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null &&
-		"$KCAT" -L -b "127.0.0.1:$KAFKA_PORT" -m 5 >/dev/null 2>&1; then
+	local oldpid
+	oldpid=$(cat "$pidfile" 2>/dev/null || true)
+	if alive "$oldpid" java && "$KCAT" -L -b "127.0.0.1:$KAFKA_PORT" -m 5 >/dev/null 2>&1; then
 		log "kafka: already running on 127.0.0.1:$KAFKA_PORT"
 		return
 	fi
-	if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+	if alive "$oldpid" java; then
 		# A broker of ours that is alive but does not answer: replace it.
-		log "kafka: pid $(cat "$pidfile") does not answer; restarting it"
-		kill "$(cat "$pidfile")" 2>/dev/null || true
-		sleep 5
-		kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+		log "kafka: pid $oldpid does not answer; restarting it"
+		kill "$oldpid" 2>/dev/null || true
+		local j
+		for ((j = 0; j < 60; j++)); do
+			alive "$oldpid" || break
+			sleep 0.5
+		done
+		alive "$oldpid" && kill -9 "$oldpid" 2>/dev/null
 	fi
 
 	if [[ ! -f $dir/data/meta.properties ]]; then
@@ -366,11 +427,12 @@ EOF
 
 	log "kafka: starting on 127.0.0.1:$KAFKA_PORT (log $logfile)"
 	echo "==== $(date -Is) starting kafka.Kafka" >>"$logfile"
-	setsid java "${java_opts[@]}" -cp "$libs/*" kafka.Kafka "$props" </dev/null >>"$logfile" 2>&1 9>&- &
-	local pid=$! i
-	echo "$pid" >"$pidfile"
+	detach "$pidfile" "$logfile" java "${java_opts[@]}" -cp "$libs/*" kafka.Kafka "$props" ||
+		fail kafka "$logfile" "could not launch kafka.Kafka"
+	local pid i
+	pid=$(cat "$pidfile")
 	for ((i = 0; i < 240; i++)); do
-		kill -0 "$pid" 2>/dev/null || fail kafka "$logfile" "kafka.Kafka exited during startup"
+		alive "$pid" || fail kafka "$logfile" "kafka.Kafka exited during startup"
 		if "$KCAT" -L -b "127.0.0.1:$KAFKA_PORT" -m 5 2>/dev/null | grep -q '1 brokers'; then
 			break
 		fi
