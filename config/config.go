@@ -1,0 +1,333 @@
+// Package config loads a tributary pipeline file: YAML with ${VAR},
+// ${VAR:-default} and ${file:PATH} interpolation, typed sections with
+// defaults, unknown keys rejected everywhere, and every error naming the file,
+// line, column and key path ("pipeline.yaml:12:5: sources[0].slot: ...").
+//
+// Connector-specific keys are left as raw YAML in a Connector; the connector's
+// driver supplies a typed struct and Connector.Decode fills it with the same
+// rules. This package never imports connectors.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// Pipeline is one pipeline file.
+type Pipeline struct {
+	// File is the name the pipeline was loaded from, as given.
+	File     string       `yaml:"-"`
+	Log      Log          `yaml:"log" desc:"Where the log lives. Without brokers tributary runs an embedded Kafka-protocol broker (embedded mode); with brokers it uses that cluster (cluster mode)."`
+	Registry Registry     `yaml:"registry" desc:"The Confluent-compatible schema registry. Without url tributary serves an embedded registry, persisted in the log's _schemas topic."`
+	Worker   Worker       `yaml:"worker" desc:"This worker process: its name, HTTP endpoints, memory bound and logging."`
+	Sources  []*Connector `yaml:"sources" desc:"Source connectors: each captures changes from one database into the log."`
+	Sinks    []*Connector `yaml:"sinks" desc:"Sink connectors: each applies topics of the log to one target database."`
+}
+
+// Log configures the log (Kafka protocol), embedded or external.
+type Log struct {
+	Brokers            []string      `yaml:"brokers" desc:"Bootstrap brokers (host:port) of a Kafka cluster. Absent: embedded mode. A comma-separated string is accepted too, e.g. from ${KAFKA_BROKERS}."`
+	DataDir            string        `yaml:"data_dir" default:"./data/log" desc:"Embedded mode: folder that persists the log. tributary locks it, so one worker uses it at a time."`
+	Listen             string        `yaml:"listen" default:"127.0.0.1:9092" desc:"Embedded mode: loopback host:port where the broker serves Kafka clients such as kcat."`
+	Partitions         int           `yaml:"partitions" default:"1" desc:"Partition count of topics tributary creates."`
+	ReplicationFactor  int           `yaml:"replication_factor" default:"-1" desc:"Replication factor of topics tributary creates; -1 uses the broker's default."`
+	CompactionInterval time.Duration `yaml:"compaction_interval" default:"1m" desc:"Embedded mode: how often compacted topics are cleaned."`
+	SyncWrites         bool          `yaml:"sync_writes" default:"true" desc:"Embedded mode: fsync every batch before acknowledging it, so an acknowledged event survives power loss."`
+	OffsetsTopic       string        `yaml:"offsets_topic" default:"tributary-offsets" desc:"Compacted topic holding source offsets (Kafka Connect key format)."`
+	Compression        string        `yaml:"compression" default:"zstd" enum:"zstd,lz4,snappy,gzip,none" desc:"Compression of produced batches."`
+	ClientID           string        `yaml:"client_id" default:"tributary" desc:"Kafka client id, as seen in broker logs and quotas."`
+	TLS                *TLS          `yaml:"tls" desc:"Cluster mode: connect to brokers over TLS. Present (even as {}) means enabled."`
+	SASL               *SASL         `yaml:"sasl" desc:"Cluster mode: SASL authentication."`
+}
+
+// Embedded reports whether tributary runs the log in-process.
+func (l *Log) Embedded() bool { return len(l.Brokers) == 0 }
+
+// TLS is a client TLS setup; system roots are used when CAFile is empty.
+type TLS struct {
+	CAFile             string `yaml:"ca_file" desc:"PEM file of the CA certificates to trust instead of the system roots."`
+	CertFile           string `yaml:"cert_file" desc:"PEM client certificate, for mutual TLS (needs key_file)."`
+	KeyFile            string `yaml:"key_file" desc:"PEM private key of cert_file."`
+	ServerName         string `yaml:"server_name" desc:"Host name to verify instead of the one dialed."`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" desc:"Skip certificate verification. For tests only."`
+}
+
+// SASL holds broker credentials.
+type SASL struct {
+	Mechanism string `yaml:"mechanism" required:"true" enum:"plain,scram-sha-256,scram-sha-512" desc:"SASL mechanism."`
+	User      string `yaml:"user" required:"true" desc:"SASL user name."`
+	Password  Secret `yaml:"password" required:"true" desc:"SASL password; use ${VAR} or ${file:PATH} rather than writing it here."`
+}
+
+// Registry configures the schema registry, embedded or external.
+type Registry struct {
+	URL       string     `yaml:"url" desc:"URL of a Confluent-compatible registry (Confluent, Karapace, Apicurio ccompat, Redpanda). Absent: embedded registry."`
+	Listen    string     `yaml:"listen" default:"127.0.0.1:8081" desc:"Embedded registry: host:port of its HTTP API."`
+	BasicAuth *BasicAuth `yaml:"basic_auth" desc:"HTTP basic authentication for url."`
+	TLS       *TLS       `yaml:"tls" desc:"TLS settings for an https url, when the system roots are not enough."`
+}
+
+// Embedded reports whether tributary serves the registry itself.
+func (r *Registry) Embedded() bool { return r.URL == "" }
+
+// BasicAuth is an HTTP user and password.
+type BasicAuth struct {
+	User     string `yaml:"user" required:"true" desc:"User name."`
+	Password Secret `yaml:"password" desc:"Password; use ${VAR} or ${file:PATH}."`
+}
+
+// Worker configures this process.
+type Worker struct {
+	Name             string        `yaml:"name" default:"tributary" desc:"Worker name, shown in logs and metrics."`
+	Group            string        `yaml:"group" desc:"Cluster mode: workers with the same group share the connectors through Kafka's consumer-group protocol."`
+	HTTP             string        `yaml:"http" default:"127.0.0.1:8083" desc:"host:port serving /healthz, /readyz and Prometheus /metrics."`
+	MaxInFlightBytes ByteSize      `yaml:"max_in_flight_bytes" default:"64MiB" desc:"Bound on event bytes produced but not yet acknowledged by the log; sources wait beyond it. Accepts 65536, 512KiB, 64MiB."`
+	LogLevel         string        `yaml:"log_level" default:"info" enum:"debug,info,warn,error" desc:"Log level."`
+	LogFormat        string        `yaml:"log_format" default:"text" enum:"text,json" desc:"Log format on stderr."`
+	FlushInterval    time.Duration `yaml:"flush_interval" default:"100ms" desc:"Longest time an event waits in a batch before it is sent."`
+}
+
+// Connector is one entry of sources or sinks. Only name and type are decoded
+// here; the rest belongs to the connector and is decoded by Decode into the
+// driver's typed config.
+type Connector struct {
+	Name string
+	Type string
+	// Path is "sources[0]" or "sinks[2]", used in error messages.
+	Path string
+	File string
+	Line int
+	Col  int
+	// Node is the entry's raw YAML mapping.
+	Node ast.Node
+
+	doc *document
+}
+
+var (
+	connectorName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+	connectorType = regexp.MustCompile(`^[a-z0-9_-]+$`)
+)
+
+func (c *Connector) unmarshalNode(d *decoder, n ast.Node, path string, at *token.Position) {
+	c.Path, c.File, c.Node, c.doc = path, d.doc.file, n, d.doc
+	if at != nil {
+		c.Line, c.Col = at.Line, at.Column
+	}
+	es, ok := d.entries(n)
+	if !ok {
+		d.fail(at, path, "expected a mapping with name, type and the connector's keys, got %s", describe(n))
+		return
+	}
+	for _, key := range []string{"name", "type"} {
+		var e *entry
+		for i := range es {
+			if es[i].key == key {
+				e = &es[i]
+			}
+		}
+		p := joinPath(path, key)
+		if e == nil || isNull(d.resolve(e.value)) {
+			d.fail(at, p, "required key is missing")
+			continue
+		}
+		var s string
+		before := len(d.errs)
+		d.decode(e.value, reflect.ValueOf(&s).Elem(), p, e.pos)
+		if len(d.errs) > before {
+			continue
+		}
+		switch key {
+		case "name":
+			if !connectorName.MatchString(s) {
+				d.fail(e.pos, p, "%q must match [a-zA-Z0-9_-]+", s)
+			}
+			c.Name = s
+		case "type":
+			if !connectorType.MatchString(s) {
+				d.fail(e.pos, p, "%q must match [a-z0-9_-]+", s)
+			}
+			c.Type = s
+		}
+	}
+}
+
+// Decode fills into, a pointer to the connector's config struct (typically
+// from Driver.NewConfig), from this entry's keys other than name and type:
+// `default` tags fill absent keys, unknown keys are rejected, and then
+// into.Validate() runs when it exists. Every error is a *Error (several are
+// errors.Join-ed) naming the file, line and key, e.g.
+// "pipeline.yaml:12:5: sources[0].slot: must match [a-z0-9_]+".
+func (c *Connector) Decode(into any) error {
+	v := reflect.ValueOf(into)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("config: %s: Decode needs a non-nil pointer to a struct, got %T", c.Path, into)
+	}
+	if c.doc == nil {
+		return fmt.Errorf("config: %s: connector was not produced by Parse", c.Path)
+	}
+	d := &decoder{doc: c.doc}
+	at := &token.Position{Line: c.Line, Column: c.Col}
+	d.decodeStruct(c.Node, v.Elem(), c.Path, at, map[string]bool{"name": true, "type": true})
+	return d.errs.err()
+}
+
+// Errorf returns a *Error positioned at the connector, for problems found
+// outside Decode (e.g. an unknown type).
+func (c *Connector) Errorf(key, format string, args ...any) error {
+	e := &Error{File: c.File, Line: c.Line, Col: c.Col, Path: c.Path, Msg: fmt.Sprintf(format, args...)}
+	if key != "" {
+		e.Path = joinPath(c.Path, key)
+		if c.doc != nil {
+			d := &decoder{doc: c.doc}
+			if pos, _ := d.lookup(c.Node, key); pos != nil {
+				e.Line, e.Col = pos.Line, pos.Column
+			}
+		}
+	}
+	return e
+}
+
+// Load reads and parses a pipeline file.
+func Load(path string) (*Pipeline, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("cannot read config: %v", err), Err: err}
+	}
+	return Parse(path, data)
+}
+
+// Parse parses a pipeline from data; name is used in error messages and to
+// resolve relative ${file:PATH} references.
+func Parse(name string, data []byte) (*Pipeline, error) {
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, yamlError(name, err)
+	}
+	doc := &document{
+		file:    name,
+		baseDir: filepath.Dir(name),
+		anchors: map[string]ast.Node{},
+		values:  map[ast.Node]string{},
+	}
+	var body ast.Node
+	for _, dn := range f.Docs {
+		if dn == nil || dn.Body == nil {
+			continue
+		}
+		if _, isComment := dn.Body.(*ast.CommentGroupNode); isComment {
+			continue
+		}
+		if body != nil {
+			pos := dn.Body.GetToken().Position
+			return nil, &Error{File: name, Line: pos.Line, Col: pos.Column, Msg: "a pipeline file holds one YAML document; found a second one"}
+		}
+		body = dn.Body
+	}
+	if body == nil {
+		return nil, &Error{File: name, Msg: "config is empty: expected a mapping with log, registry, worker, sources and sinks"}
+	}
+	d := &decoder{doc: doc}
+	d.prepare(body, "")
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	p := &Pipeline{File: name}
+	applyDefaults(reflect.ValueOf(p).Elem())
+	// Top-level "x-" keys are ignored, as in Compose files, so that they
+	// can hold YAML anchors shared by several connectors.
+	extensions := map[string]bool{}
+	if es, ok := d.entries(d.resolve(body)); ok {
+		for _, e := range es {
+			if strings.HasPrefix(e.key, "x-") {
+				extensions[e.key] = true
+			}
+		}
+	}
+	d.decodeStruct(d.resolve(body), reflect.ValueOf(p).Elem(), "", d.position(body), extensions)
+	d.checkNames(p)
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// prepare records anchors and interpolates every scalar value, in document
+// order, so that all ${...} problems are found at load time.
+func (d *decoder) prepare(n ast.Node, path string) {
+	switch v := n.(type) {
+	case nil:
+	case *ast.AnchorNode:
+		if v.Name != nil {
+			d.doc.anchors[v.Name.GetToken().Value] = v.Value
+		}
+		d.prepare(v.Value, path)
+	case *ast.TagNode:
+		d.prepare(v.Value, path)
+	case *ast.MappingNode:
+		for _, mv := range v.Values {
+			d.prepare(mv, path)
+		}
+	case *ast.MappingValueNode:
+		key := ""
+		if v.Key != nil {
+			key = v.Key.GetToken().Value
+			if s, ok := rawScalar(v.Key); ok {
+				key = s
+			}
+		}
+		d.prepare(v.Value, joinPath(path, key))
+	case *ast.SequenceNode:
+		for i, item := range v.Values {
+			d.prepare(item, fmt.Sprintf("%s[%d]", path, i))
+		}
+	default:
+		raw, ok := rawScalar(n)
+		if !ok {
+			return
+		}
+		s, err := interpolate(raw, d.doc.baseDir)
+		if err != nil {
+			d.fail(n.GetToken().Position, path, "%v", err)
+			return
+		}
+		d.doc.values[n] = s
+	}
+}
+
+func (d *decoder) checkNames(p *Pipeline) {
+	seen := map[string]*Connector{}
+	for _, list := range [][]*Connector{p.Sources, p.Sinks} {
+		for _, c := range list {
+			if c == nil || c.Name == "" {
+				continue
+			}
+			if prev, dup := seen[c.Name]; dup {
+				pos, _ := d.lookup(c.Node, "name")
+				d.fail(pos, joinPath(c.Path, "name"), "name %q is already used by %s (line %d); connector names must be unique", c.Name, prev.Path, prev.Line)
+				continue
+			}
+			seen[c.Name] = c
+		}
+	}
+}
+
+func yamlError(name string, err error) error {
+	var ye yaml.Error
+	if errors.As(err, &ye) && ye.GetToken() != nil {
+		pos := ye.GetToken().Position
+		return &Error{File: name, Line: pos.Line, Col: pos.Column, Msg: "invalid YAML: " + ye.GetMessage(), Err: err}
+	}
+	return &Error{File: name, Msg: "invalid YAML: " + strings.TrimSpace(err.Error()), Err: err}
+}

@@ -1,0 +1,84 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// interpolate expands references in one YAML scalar value:
+//
+//	${VAR}            the environment variable VAR; unset is an error
+//	${VAR:-default}   VAR, or default when VAR is unset or empty
+//	${file:PATH}      the content of PATH (relative to the config file's
+//	                  folder), trailing newlines trimmed: for secrets
+//	$${               a literal "${"
+//
+// Any other "$" is kept as is, so regular expressions such as "^a$" need no
+// escaping. It works on parsed scalars, not on the raw text, so a value can
+// never inject YAML syntax and line numbers never move.
+func interpolate(s, baseDir string) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		if i > 0 && s[i-1] == '$' {
+			// "$${" is the escape for a literal "${".
+			b.WriteString(s[:i-1])
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i+2:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated %q: missing '}' (write $${ for a literal ${)", s[i:])
+		}
+		ref := s[i+2 : i+2+end]
+		v, err := resolveRef(ref, baseDir)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString(v)
+		s = s[i+2+end+1:]
+	}
+}
+
+func resolveRef(ref, baseDir string) (string, error) {
+	if path, ok := strings.CutPrefix(ref, "file:"); ok {
+		if path == "" {
+			return "", fmt.Errorf("${file:} needs a path")
+		}
+		if !filepath.IsAbs(path) && baseDir != "" {
+			path = filepath.Join(baseDir, path)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			// The os error names the path; the content is never printed.
+			return "", fmt.Errorf("reading secret for ${%s}: %w", ref, err)
+		}
+		return strings.TrimRight(string(data), "\r\n"), nil
+	}
+	name, def, hasDef := strings.Cut(ref, ":-")
+	if !envName.MatchString(name) {
+		return "", fmt.Errorf("bad reference ${%s}: want ${VAR}, ${VAR:-default} or ${file:PATH} (write $${ for a literal ${)", ref)
+	}
+	v, set := os.LookupEnv(name)
+	if hasDef && v == "" {
+		return def, nil
+	}
+	if !set {
+		return "", fmt.Errorf("environment variable %s is not set (use ${%s:-default} for a default)", name, name)
+	}
+	return v, nil
+}
