@@ -5,8 +5,10 @@ package schema
 // ts_ms, snapshot, db, sequence, schema, table, txId, lsn, xmin.
 type SourceBlock struct {
 	// Name is the full Avro/Connect name, e.g. "io.debezium.connector.postgresql.Source".
-	Name   string
-	Fields []Column
+	Name string
+	// Version is the Connect schema version (connect.version); 0 omits it.
+	Version int
+	Fields  []Column
 }
 
 // Envelope is one change event for a table.
@@ -41,6 +43,14 @@ type TxnBlock struct {
 //	func (c *Codec) SetIDs(keyID, valueID int)
 //	func (c *Codec) AppendKey(dst []byte, row []any) ([]byte, error)     // row is a full row; key columns picked by Table.Key; nil,nil when no key
 //	func (c *Codec) AppendEnvelope(dst []byte, e *Envelope) ([]byte, error)
+type Codec struct {
+	topic       string
+	keySchema   string
+	valueSchema string
+	keyHdr      [5]byte
+	valueHdr    [5]byte
 
-// Codec: placeholder type so the contract compiles; codec_impl.go replaces it.
-type Codec struct{ impl any }
+	cols []colPlan // one per Table.Columns
+	key  []int     // indexes into cols
+	src  []colPlan // one per SourceBlock.Fields
+}

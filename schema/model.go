@@ -56,6 +56,19 @@ type Type struct {
 	Fields []Column
 	// StructName is the Avro record name of a Struct type.
 	StructName string
+
+	// Doc is the Connect schema doc (connect.doc), e.g. "Variable scaled
+	// decimal" on io.debezium.data.VariableScaleDecimal.
+	Doc string
+	// ItemsOptional makes the elements of an Array nullable (Avro items
+	// ["null",T]); Debezium's PostgreSQL arrays have optional elements.
+	ItemsOptional bool
+	// Default is the Connect schema default value (connect.default and the
+	// Avro field default), in the Go representation of Kind; nil means none.
+	// Only primitive kinds (not Array or Struct) may have one. An Optional
+	// column with a Default becomes the Avro union [T,"null"], as the
+	// Confluent AvroConverter writes it.
+	Default any
 }
 
 // Column is one field of a row.
@@ -63,8 +76,8 @@ type Column struct {
 	Name     string
 	Type     Type
 	Optional bool
-	// Default is the Avro default of the field for schema evolution. It is
-	// only meaningful for Optional columns, where it is always null.
+	// An Optional column gets the Avro default null, so adding it is a
+	// BACKWARD-compatible change; a non-null default lives in Type.Default.
 }
 
 // Table is a captured table as one topic sees it.
