@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 const (
@@ -28,10 +29,12 @@ func (r *Registry) Handler() http.Handler {
 	mux.HandleFunc("GET /subjects/{subject}/versions/{version}", r.handleVersion)
 	mux.HandleFunc("GET /subjects/{subject}/versions/{version}/schema", r.handleVersionSchema)
 	mux.HandleFunc("DELETE /subjects/{subject}/versions/{version}", r.handleDeleteVersion)
+	mux.HandleFunc("GET /subjects/{subject}/versions/{version}/referencedby", r.handleReferencedBy)
 
 	mux.HandleFunc("GET /schemas/types", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, []string{schemaTypeAvro})
 	})
+	mux.HandleFunc("GET /schemas", r.handleAllSchemas)
 	mux.HandleFunc("GET /schemas/ids/{id}", r.handleSchemaByID)
 	mux.HandleFunc("GET /schemas/ids/{id}/schema", r.handleSchemaTextByID)
 	mux.HandleFunc("GET /schemas/ids/{id}/versions", r.handleIDVersions)
@@ -144,10 +147,50 @@ func queryBool(req *http.Request, name string) bool {
 }
 
 func (r *Registry) handleSubjects(w http.ResponseWriter, req *http.Request) {
+	prefix := req.URL.Query().Get("subjectPrefix")
 	r.mu.RLock()
 	names := r.st.subjectNames(queryBool(req, "deleted"))
 	r.mu.RUnlock()
-	writeJSON(w, http.StatusOK, names)
+	out := names[:0]
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			out = append(out, n)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleAllSchemas serves GET /schemas: every version of every subject,
+// ordered by subject and version.
+func (r *Registry) handleAllSchemas(w http.ResponseWriter, req *http.Request) {
+	prefix := req.URL.Query().Get("subjectPrefix")
+	deleted, latestOnly := queryBool(req, "deleted"), queryBool(req, "latestOnly")
+	out := []SubjectVersion{}
+	r.mu.RLock()
+	for _, name := range r.st.subjectNames(deleted) {
+		if !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		vs := r.st.versions(name, deleted)
+		if latestOnly {
+			vs = vs[len(vs)-1:]
+		}
+		for _, sv := range vs {
+			out = append(out, sv.view())
+		}
+	}
+	r.mu.RUnlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleReferencedBy answers that nothing references a version: the
+// embedded registry does not accept schema references.
+func (r *Registry) handleReferencedBy(w http.ResponseWriter, req *http.Request) {
+	if _, e := r.subjectVersion(req); e != nil {
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, []int{})
 }
 
 func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request) {

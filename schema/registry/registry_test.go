@@ -202,6 +202,16 @@ func TestRegisterLookupVersionsAndIDs(t *testing.T) {
 	if err != nil || !slices.Equal(usages, want) {
 		t.Fatalf("versions by id: %+v %v, want %+v", usages, err, want)
 	}
+	all, err := h.sr.AllSchemas(ctx)
+	if err != nil || len(all) != 3 || all[0].Subject != "mirror.orders-value" || all[2].Version != 2 || all[2].ID != ss2.ID {
+		t.Fatalf("all schemas: %+v %v", all, err)
+	}
+	if refs, err := h.sr.SchemaReferences(ctx, "shop.public.orders-value", 1); err != nil || len(refs) != 0 {
+		t.Fatalf("referenced by: %+v %v", refs, err)
+	}
+	if pre, err := h.sr.Subjects(sr.WithParams(ctx, sr.SubjectPrefix("shop."))); err != nil || !slices.Equal(pre, []string{"shop.public.orders-value"}) {
+		t.Fatalf("subjects by prefix: %v %v", pre, err)
+	}
 	subs, err := h.sr.SubjectsByID(ctx, id1)
 	if err != nil || !slices.Equal(subs, []string{"mirror.orders-value", "shop.public.orders-value"}) {
 		t.Fatalf("subjects by id: %v %v", subs, err)
@@ -476,6 +486,15 @@ func TestErrorCodes(t *testing.T) {
 		if msg, _ := body["message"].(string); !strings.Contains(msg, tc.msg) {
 			t.Errorf("%s: message %q does not contain %q", tc.name, msg, tc.msg)
 		}
+	}
+
+	// Subjects are path-escaped by clients; '/' and spaces survive routing.
+	odd := "odd/sub ject<&>-value"
+	if _, err := h.sr.CreateSchema(ctx, odd, avroSchema(`"long"`)); err != nil {
+		t.Fatalf("register %q: %v", odd, err)
+	}
+	if v, err := h.sr.SchemaByVersion(ctx, odd, -1); err != nil || v.Subject != odd {
+		t.Fatalf("latest of %q: %+v %v", odd, v, err)
 	}
 
 	// Both content types Confluent clients send are accepted, and answers use the v1 type.
