@@ -239,7 +239,11 @@ func TestSchemaErrors(t *testing.T) {
 			`column "s": struct type needs a Name or StructName`},
 		{"conflicting struct", Table{Topic: "t.x", Columns: []Column{
 			{Name: "g1", Type: GeometryType()},
-			{Name: "g2", Type: func() Type { g := GeometryType(); g.Params = map[string]string{SourceColumnTypeParam: "GEOMETRY"}; return g }()},
+			{Name: "g2", Type: func() Type {
+				g := GeometryType()
+				g.Params = map[string]string{SourceColumnTypeParam: "GEOMETRY"}
+				return g
+			}()},
 		}}, `column "g2": struct io.debezium.data.geometry.Geometry differs`},
 	}
 	for _, tc := range cases {
