@@ -43,6 +43,13 @@ type TxnBlock struct {
 //	func (c *Codec) SetIDs(keyID, valueID int)
 //	func (c *Codec) AppendKey(dst []byte, row []any) ([]byte, error)     // row is a full row; key columns picked by Table.Key; nil,nil when no key
 //	func (c *Codec) AppendEnvelope(dst []byte, e *Envelope) ([]byte, error)
+//
+// Values must have exactly the Go type of their Kind (see Kind); anything
+// else is a *ValueError naming topic, part, column and the Go type received.
+// nil in a required column writes the Connect default, or else the type's
+// zero value, as Debezium does for the columns PostgreSQL leaves out of a
+// before image under REPLICA IDENTITY DEFAULT. nil in an optional column is
+// always null, even when the column has a default.
 type Codec struct {
 	topic       string
 	keySchema   string
