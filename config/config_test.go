@@ -650,3 +650,36 @@ func TestRequiredKeys(t *testing.T) {
 	wantErr(t, fmt.Sprint(err), "pipeline.yaml:8:5: sources[1].url: required key has no value")
 	wantErr(t, parseErr(t, "sources:\n  - name: a\n    type:\n"), "pipeline.yaml:2:5: sources[0].type: required key is missing")
 }
+
+// mapConfig has a map whose keys contain dots, as postgres' key_columns does.
+type mapConfig struct {
+	KeyColumns map[string][]string `yaml:"key_columns"`
+}
+
+func (c *mapConfig) Validate() error {
+	var errs []error
+	for k, cols := range c.KeyColumns {
+		if len(cols) == 0 {
+			errs = append(errs, &source.FieldError{Key: "key_columns." + k, Msg: "needs at least one column"})
+		}
+		for i, col := range cols {
+			if col == "bad" {
+				errs = append(errs, &source.FieldError{Key: fmt.Sprintf("key_columns.%s[%d]", k, i), Msg: "bad column"})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func TestFieldErrorDottedMapKeys(t *testing.T) {
+	p := mustParse(t, "sources:\n  - name: a\n    type: fake\n    key_columns:\n      public.orders: []\n      public.items: [id, bad]\n")
+	err := p.Sources[0].Decode(&mapConfig{})
+	wantErr(t, fmt.Sprint(err),
+		"pipeline.yaml:5:7: sources[0].key_columns.public.orders: needs at least one column",
+		"pipeline.yaml:6:26: sources[0].key_columns.public.items[1]: bad column")
+}
+
+func TestEmptyListItem(t *testing.T) {
+	wantErr(t, parseErr(t, "sources:\n  -\n"), "pipeline.yaml:", "sources[0]: empty list item")
+	wantErr(t, parseErr(t, "log:\n  brokers:\n    - a:1\n    -\n"), "log.brokers[1]: empty list item")
+}

@@ -393,7 +393,18 @@ func (d *decoder) decodeSlice(n ast.Node, v reflect.Value, path string, at *toke
 	for i, item := range seq.Values {
 		elem := out.Index(i)
 		applyDefaults(elem)
-		d.decode(item, elem, fmt.Sprintf("%s[%d]", path, i), d.position(item))
+		p := fmt.Sprintf("%s[%d]", path, i)
+		if isNull(d.resolve(item)) {
+			// "- " with nothing after it is almost always a mistake; a nil
+			// element would also be a trap for every consumer of the list.
+			pos := at
+			if item != nil && item.GetToken() != nil {
+				pos = item.GetToken().Position
+			}
+			d.fail(pos, p, "empty list item")
+			continue
+		}
+		d.decode(item, elem, p, d.position(item))
 	}
 	v.Set(out)
 }
@@ -612,13 +623,15 @@ var keySegment = regexp.MustCompile(`[^.\[\]]+|\[\d+\]`)
 // found=false.
 func (d *decoder) lookup(n ast.Node, key string) (pos *token.Position, found bool) {
 	cur := d.resolve(n)
-	for _, seg := range keySegment.FindAllString(key, -1) {
+	segs := keySegment.FindAllString(key, -1)
+	for i := 0; i < len(segs); i++ {
+		seg := segs[i]
 		idx := -1
 		if strings.HasPrefix(seg, "[") {
 			idx, _ = strconv.Atoi(strings.Trim(seg, "[]"))
-		} else if i, err := strconv.Atoi(seg); err == nil {
+		} else if k, err := strconv.Atoi(seg); err == nil {
 			if _, isSeq := cur.(*ast.SequenceNode); isSeq {
-				idx = i
+				idx = k
 			}
 		}
 		if idx >= 0 {
@@ -634,10 +647,16 @@ func (d *decoder) lookup(n ast.Node, key string) (pos *token.Position, found boo
 		if !ok {
 			return pos, false
 		}
+		// A map key may itself contain dots (key_columns: {public.orders: ...}):
+		// try the longest run of segments that names an entry.
 		var next *entry
-		for i := range es {
-			if es[i].key == seg {
-				next = &es[i]
+		for j := len(segs); j > i && next == nil; j-- {
+			cand := strings.Join(segs[i:j], ".")
+			for k := range es {
+				if es[k].key == cand {
+					next, i = &es[k], j-1
+					break
+				}
 			}
 		}
 		if next == nil {
