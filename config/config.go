@@ -6,6 +6,23 @@
 // Connector-specific keys are left as raw YAML in a Connector; the connector's
 // driver supplies a typed struct and Connector.Decode fills it with the same
 // rules. This package never imports connectors.
+//
+// Struct tags read on config fields (top-level sections and connector
+// configs alike):
+//
+//	yaml:"key"        the key; "-" skips the field; ",inline" flattens an embedded struct
+//	default:"value"   used when the key is absent or null, written like a YAML value
+//	                  ("10s", "64MiB", "a,b" for a list of strings)
+//	required:"true"   the key must be present and not null
+//	enum:"a,b,c"      allowed values of a string field
+//	desc:"text"       documentation, for Docs and DocsFor
+//
+// Field types: string, bool, integers, floats, time.Duration, Duration,
+// ByteSize, Secret, any encoding.TextUnmarshaler, pointers (nil when the key
+// is absent), slices, maps with string keys, nested structs and any.
+// After a struct is decoded without error its Validate() error method, if
+// any, runs; *source.FieldError values it returns (alone, wrapped or
+// errors.Join-ed) are reported at the line of the key they name.
 package config
 
 import (

@@ -637,6 +637,10 @@ func TestDocs(t *testing.T) {
 			t.Errorf("DocsFor lacks %q in:\n%s", want, b.String())
 		}
 	}
+	b.Reset()
+	if err := config.DocsFor("maps", &mapConfig{}, &b); err != nil || !strings.Contains(b.String(), "| `key_columns` | map of lists of strings |") {
+		t.Errorf("DocsFor(mapConfig) = %v:\n%s", err, b.String())
+	}
 	if err := config.DocsFor("bad", 3, &b); err == nil {
 		t.Error("DocsFor(int) did not fail")
 	}

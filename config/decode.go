@@ -21,15 +21,10 @@ import (
 // go-yaml's reflection, so that every error carries the full key path
 // ("sources[0].slot") and the key's line, unknown keys are listed with the
 // valid ones, `default` tags fill absent keys, and Validate errors can be
-// mapped back to the key they name.
-//
-// Struct tags understood on fields:
-//
-//	yaml:"key"            key name; "-" skips the field; ",inline" flattens an embedded struct
-//	default:"value"       value used when the key is absent (parsed like YAML text)
-//	required:"true"       the key must be present and not null
-//	enum:"a,b,c"          allowed values of a string field
-//	desc:"text"           documentation (see Docs)
+// mapped back to the key they name. The tags it reads are listed in the
+// package documentation.
+
+// document is one parsed file, shared by the Pipeline and its Connectors.
 type document struct {
 	file    string
 	baseDir string

@@ -174,6 +174,10 @@ func typeName(t reflect.Type) string {
 
 func plural(s string) string {
 	switch {
+	case strings.HasPrefix(s, "list of "):
+		return "lists of " + strings.TrimPrefix(s, "list of ")
+	case strings.HasPrefix(s, "map of "):
+		return "maps of " + strings.TrimPrefix(s, "map of ")
 	case strings.HasPrefix(s, "object"):
 		return "objects"
 	case s == "any":

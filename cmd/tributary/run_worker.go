@@ -6,11 +6,16 @@ import (
 	"log/slog"
 
 	"github.com/tributary-cdc/tributary/config"
+	"github.com/tributary-cdc/tributary/worker"
 )
 
-// runWorker runs the pipeline until ctx is cancelled. It is a variable so the
-// command tree can be built before the worker package exists; this file is
-// the one place that wires it (to worker.Run).
+// runWorker runs the pipeline until ctx is cancelled. Config errors found
+// while opening connectors exit 2, like those found while parsing.
 var runWorker = func(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
-	return errors.New("the worker is not part of this build yet")
+	err := worker.Run(ctx, p, log)
+	var ce *worker.ConfigError
+	if errors.As(err, &ce) {
+		return usageErr(ce.Err)
+	}
+	return err
 }
