@@ -148,6 +148,7 @@ func TestValidateBad(t *testing.T) {
 		{"connector validate", "sources:\n  - name: a\n    type: clitest\n    url: http://x\n", []string{":4:5: sources[0].url: must start with test://"}},
 		{"unknown type", "sources:\n  - name: a\n    type: nosuch\n", []string{`:3:5: sources[0].type: unknown source type "nosuch" (known types: `, "clitest"}},
 		{"missing env", "sources:\n  - name: a\n    type: clitest\n    url: ${TRIBUTARY_CLI_TEST_UNSET}\n", []string{":4:10: sources[0].url: environment variable TRIBUTARY_CLI_TEST_UNSET is not set"}},
+		{"nothing to run", "worker:\n  name: w\n", []string{": no sources and no sinks: nothing to run"}},
 		{"sinks not built", "sinks:\n  - name: s\n    type: sqlite\n", []string{`:3:5: sinks[0].type: unknown sink type "sqlite"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -203,6 +204,14 @@ func TestRun(t *testing.T) {
 	})
 	if r := run(t, "run", "-f", path); r.code != 1 || r.stderr != "tributary: slot is busy\n" {
 		t.Errorf("failing worker: %+v", r)
+	}
+
+	// A config problem the worker finds (e.g. when opening a connector) exits 2.
+	setWorker(t, func(context.Context, *config.Pipeline, *slog.Logger) error {
+		return fmt.Errorf("opening: %w", &config.Error{File: path, Line: 4, Col: 5, Path: "sources[0]", Msg: "bad"})
+	})
+	if r := run(t, "run", "-f", path); r.code != 2 || r.stderr != "tributary: opening: "+path+":4:5: sources[0]: bad\n" {
+		t.Errorf("worker config error: %+v", r)
 	}
 
 	// A bad config never reaches the worker: exit 2.

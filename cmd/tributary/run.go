@@ -55,10 +55,14 @@ Exit codes: 0 stopped cleanly, 1 failed while running, 2 bad config.`,
 			err = runWorker(ctx, p, log)
 			close(finished)
 			wg.Wait()
-			if err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil) {
-				return runtimeErr(err)
+			var cfgErr *config.Error
+			switch {
+			case err == nil, errors.Is(err, context.Canceled) && ctx.Err() != nil:
+				return nil
+			case isConfigError(err) || errors.As(err, &cfgErr):
+				return usageErr(err)
 			}
-			return nil
+			return runtimeErr(err)
 		},
 	}
 	addFileFlag(cmd, &file)

@@ -1,21 +1,19 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 
-	"github.com/tributary-cdc/tributary/config"
 	"github.com/tributary-cdc/tributary/worker"
 )
 
-// runWorker runs the pipeline until ctx is cancelled. Config errors found
-// while opening connectors exit 2, like those found while parsing.
-var runWorker = func(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
-	err := worker.Run(ctx, p, log)
+// runWorker runs the pipeline until ctx is cancelled. It is a variable so
+// that tests can replace the worker; this file is the one place that wires
+// the command to the worker package.
+var runWorker = worker.Run
+
+// isConfigError reports whether an error from runWorker is a problem in the
+// pipeline file, which exits 2 like `validate` would.
+func isConfigError(err error) bool {
 	var ce *worker.ConfigError
-	if errors.As(err, &ce) {
-		return usageErr(ce.Err)
-	}
-	return err
+	return errors.As(err, &ce)
 }

@@ -45,6 +45,9 @@ func loadPipeline(file string) (*config.Pipeline, error) {
 }
 
 func checkConnectors(p *config.Pipeline) error {
+	if len(p.Sources) == 0 && len(p.Sinks) == 0 {
+		return &config.Error{File: p.File, Msg: "no sources and no sinks: nothing to run"}
+	}
 	var errs []error
 	for _, c := range p.Sources {
 		d, ok := source.Lookup(c.Type)
