@@ -30,6 +30,8 @@ Any value may use:
 
 Durations are written like ` + "`100ms`, `5s`, `1m30s`" + `; byte sizes like ` + "`65536`, `512KiB`, `64MiB`" + `.
 A list of strings may also be given as one comma-separated string.
+Top-level keys starting with ` + "`x-`" + ` are ignored, so they can hold YAML anchors that
+several connectors merge (` + "`<<: *common`" + `).
 
 `)
 	p := &Pipeline{}
