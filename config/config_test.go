@@ -641,6 +641,13 @@ func TestDocs(t *testing.T) {
 	if err := config.DocsFor("maps", &mapConfig{}, &b); err != nil || !strings.Contains(b.String(), "| `key_columns` | map of lists of strings |") {
 		t.Errorf("DocsFor(mapConfig) = %v:\n%s", err, b.String())
 	}
+	b.Reset()
+	type escapes struct {
+		A string "yaml:\"a\" desc:\"goes to <prefix>.<table>, not `a|b <c>` | x\""
+	}
+	if err := config.DocsFor("esc", &escapes{}, &b); err != nil || !strings.Contains(b.String(), "| goes to \\<prefix\\>.\\<table\\>, not `a\\|b <c>` \\| x |") {
+		t.Errorf("escaping:\n%s", b.String())
+	}
 	if err := config.DocsFor("bad", 3, &b); err == nil {
 		t.Error("DocsFor(int) did not fail")
 	}

@@ -190,6 +190,26 @@ func plural(s string) string {
 	return s + "s"
 }
 
+// cell makes text safe inside a Markdown table cell: pipes end cells, and
+// outside code spans "<name>" would be taken for an HTML tag and vanish.
 func cell(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ")
+	var b strings.Builder
+	inCode := false
+	for _, r := range s {
+		switch {
+		case r == '`':
+			inCode = !inCode
+			b.WriteRune(r)
+		case r == '|':
+			b.WriteString(`\|`)
+		case r == '\n':
+			b.WriteByte(' ')
+		case !inCode && (r == '<' || r == '>'):
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
