@@ -138,30 +138,11 @@ const (
 	pgtypeRefcursorArrOID  = 2201
 )
 
-// Kafka Connect / Debezium semantic type names.
+// Debezium semantic names the schema package does not define.
 const (
-	pgtypeConnectDecimal    = "org.apache.kafka.connect.data.Decimal"
-	pgtypeDbzVarScale       = "io.debezium.data.VariableScaleDecimal"
-	pgtypeDbzBits           = "io.debezium.data.Bits"
-	pgtypeDbzJSON           = "io.debezium.data.Json"
-	pgtypeDbzXML            = "io.debezium.data.Xml"
-	pgtypeDbzUUID           = "io.debezium.data.Uuid"
-	pgtypeDbzEnum           = "io.debezium.data.Enum"
-	pgtypeDbzTsvector       = "io.debezium.data.Tsvector"
-	pgtypeDbzLtree          = "io.debezium.data.Ltree"
-	pgtypeDbzPoint          = "io.debezium.data.geometry.Point"
-	pgtypeDbzDate           = "io.debezium.time.Date"
-	pgtypeDbzTime           = "io.debezium.time.Time"
-	pgtypeDbzMicroTime      = "io.debezium.time.MicroTime"
-	pgtypeDbzTimestamp      = "io.debezium.time.Timestamp"
-	pgtypeDbzMicroTimestamp = "io.debezium.time.MicroTimestamp"
-	pgtypeDbzZonedTime      = "io.debezium.time.ZonedTime"
-	pgtypeDbzZonedTimestamp = "io.debezium.time.ZonedTimestamp"
-	pgtypeDbzMicroDuration  = "io.debezium.time.MicroDuration"
-
-	pgtypeParamType   = "__debezium.source.column.type"
-	pgtypeParamLength = "__debezium.source.column.length"
-	pgtypeParamScale  = "__debezium.source.column.scale"
+	pgtypeDbzTsvector = "io.debezium.data.Tsvector" // sic: lower-case v, as Debezium's TsVector.LOGICAL_NAME
+	pgtypeDbzLtree    = "io.debezium.data.Ltree"
+	pgtypeDbzPoint    = "io.debezium.data.geometry.Point"
 )
 
 // pgtypeUnknownLength is pgjdbc's default unknownLength (Integer.MAX_VALUE),
@@ -184,9 +165,9 @@ type pgColumnType struct {
 
 func (c pgColumnType) params() map[string]string {
 	return map[string]string{
-		pgtypeParamType:   strings.ToUpper(c.Name),
-		pgtypeParamLength: strconv.Itoa(int(c.Length)),
-		pgtypeParamScale:  strconv.Itoa(int(c.Scale)),
+		schema.SourceColumnTypeParam:   strings.ToUpper(c.Name),
+		schema.SourceColumnLengthParam: strconv.Itoa(int(c.Length)),
+		schema.SourceColumnScaleParam:  strconv.Itoa(int(c.Scale)),
 	}
 }
 
@@ -645,31 +626,28 @@ func pgtypeBuild(oid uint32, typmod int32, info pgtypeCatalog, depth int) (schem
 		return schema.Type{Kind: schema.Float64}, pgtypeDecodeFloat64, true
 	case pgxtype.NumericOID:
 		if typmod < 0 {
-			return pgtypeVariableScaleType(), pgtypeDecodeVariableScale, true
+			return schema.VariableScaleDecimalType(), pgtypeDecodeVariableScale, true
 		}
 		p, s := pgtypeNumericTypmod(typmod)
 		if s < 0 {
 			// Avro decimals cannot have a negative scale; the values are integers.
 			s = 0
 		}
-		t := pgtypeNamed(schema.Bytes, pgtypeConnectDecimal)
-		t.Params = map[string]string{"scale": strconv.Itoa(int(s)), "connect.decimal.precision": strconv.Itoa(int(p))}
-		return t, pgtypeDecimalDecoder(s, false), true
+		return schema.DecimalType(int(p), int(s)), pgtypeDecimalDecoder(s, false), true
 	case pgtypeMoneyOID:
-		t := pgtypeNamed(schema.Bytes, pgtypeConnectDecimal)
-		t.Params = map[string]string{"scale": "2"}
-		return t, pgtypeDecimalDecoder(2, true), true
+		// money.fraction.digits=2; Debezium sets no precision on it.
+		return schema.DecimalType(0, 2), pgtypeDecimalDecoder(2, true), true
 	case pgxtype.TextOID, pgxtype.VarcharOID, pgxtype.BPCharOID, pgxtype.NameOID, pgxtype.QCharOID,
 		pgxtype.InetOID, pgxtype.CIDROID, pgxtype.MacaddrOID, pgxtype.Macaddr8OID,
 		pgxtype.Int4rangeOID, pgxtype.Int8rangeOID, pgxtype.NumrangeOID,
 		pgxtype.TsrangeOID, pgxtype.TstzrangeOID, pgxtype.DaterangeOID:
 		return schema.Type{Kind: schema.String}, pgtypeDecodeText, true
 	case pgxtype.JSONOID, pgxtype.JSONBOID:
-		return pgtypeNamed(schema.String, pgtypeDbzJSON), pgtypeDecodeText, true
+		return pgtypeNamed(schema.String, schema.JSONName), pgtypeDecodeText, true
 	case pgxtype.XMLOID:
-		return pgtypeNamed(schema.String, pgtypeDbzXML), pgtypeDecodeText, true
+		return pgtypeNamed(schema.String, schema.XMLName), pgtypeDecodeText, true
 	case pgxtype.UUIDOID:
-		return pgtypeNamed(schema.String, pgtypeDbzUUID), pgtypeDecodeText, true
+		return pgtypeNamed(schema.String, schema.UUIDName), pgtypeDecodeText, true
 	case pgxtype.TSVectorOID:
 		return pgtypeNamed(schema.String, pgtypeDbzTsvector), pgtypeDecodeText, true
 	case pgxtype.ByteaOID:
@@ -681,27 +659,27 @@ func pgtypeBuild(oid uint32, typmod int32, info pgtypeCatalog, depth int) (schem
 		if n <= 1 {
 			return schema.Type{Kind: schema.Boolean}, pgtypeDecodeBit1, true
 		}
-		t := pgtypeNamed(schema.Bytes, pgtypeDbzBits)
-		t.Params = map[string]string{"length": strconv.Itoa(int(n))}
+		t := pgtypeNamed(schema.Bytes, schema.BitsName)
+		t.Params = map[string]string{schema.BitsLengthParam: strconv.Itoa(int(n))}
 		return t, pgtypeDecodeBits, true
 	case pgxtype.DateOID:
-		return pgtypeNamed(schema.Int32, pgtypeDbzDate), pgtypeDecodeDate, true
+		return pgtypeNamed(schema.Int32, schema.DateName), pgtypeDecodeDate, true
 	case pgxtype.TimeOID:
 		if pgtypeTimePrecision(typmod) <= 3 {
-			return pgtypeNamed(schema.Int32, pgtypeDbzTime), pgtypeDecodeTimeMillis, true
+			return pgtypeNamed(schema.Int32, schema.TimeName), pgtypeDecodeTimeMillis, true
 		}
-		return pgtypeNamed(schema.Int64, pgtypeDbzMicroTime), pgtypeDecodeTimeMicros, true
+		return pgtypeNamed(schema.Int64, schema.MicroTimeName), pgtypeDecodeTimeMicros, true
 	case pgxtype.TimetzOID:
-		return pgtypeNamed(schema.String, pgtypeDbzZonedTime), pgtypeDecodeTimetz, true
+		return pgtypeNamed(schema.String, schema.ZonedTimeName), pgtypeDecodeTimetz, true
 	case pgxtype.TimestampOID:
 		if pgtypeTimePrecision(typmod) <= 3 {
-			return pgtypeNamed(schema.Int64, pgtypeDbzTimestamp), pgtypeDecodeTimestampMillis, true
+			return pgtypeNamed(schema.Int64, schema.TimestampName), pgtypeDecodeTimestampMillis, true
 		}
-		return pgtypeNamed(schema.Int64, pgtypeDbzMicroTimestamp), pgtypeDecodeTimestampMicros, true
+		return pgtypeNamed(schema.Int64, schema.MicroTimestampName), pgtypeDecodeTimestampMicros, true
 	case pgxtype.TimestamptzOID:
-		return pgtypeNamed(schema.String, pgtypeDbzZonedTimestamp), pgtypeTimestamptzDecoder(int(pgtypeTimePrecision(typmod))), true
+		return pgtypeNamed(schema.String, schema.ZonedTimestampName), pgtypeTimestamptzDecoder(int(pgtypeTimePrecision(typmod))), true
 	case pgxtype.IntervalOID:
-		return pgtypeNamed(schema.Int64, pgtypeDbzMicroDuration), pgtypeDecodeInterval, true
+		return pgtypeNamed(schema.Int64, schema.MicroDurationName), pgtypeDecodeInterval, true
 	case pgxtype.PointOID:
 		return pgtypePointType(), pgtypeDecodePoint, true
 	}
@@ -720,9 +698,7 @@ func pgtypeBuild(oid uint32, typmod int32, info pgtypeCatalog, depth int) (schem
 		}
 		return pgtypeBuild(ti.BaseOID, typmod, info, depth+1)
 	case ti.Type == 'e':
-		t := pgtypeNamed(schema.String, pgtypeDbzEnum)
-		t.Params = map[string]string{"allowed": strings.Join(ti.EnumLabels, ",")}
-		return t, pgtypeEnumDecoder(ti.EnumLabels), true
+		return schema.EnumType(ti.EnumLabels), pgtypeEnumDecoder(ti.EnumLabels), true
 	case ti.Category == 'A' && ti.ElemOID != 0:
 		return pgtypeArrayOf(ti.ElemOID, typmod, info, depth)
 	case ti.Type == 'b' && ti.Name == "citext":
@@ -738,22 +714,13 @@ func pgtypeArrayOf(elem uint32, typmod int32, info pgtypeCatalog, depth int) (sc
 	if !ok {
 		return schema.Type{}, nil, false
 	}
-	return schema.Type{Kind: schema.Array, Items: &et}, pgtypeArrayDecoder(edec), true
-}
-
-func pgtypeVariableScaleType() schema.Type {
-	t := pgtypeNamed(schema.Struct, pgtypeDbzVarScale)
-	t.StructName = pgtypeDbzVarScale
-	t.Fields = []schema.Column{
-		{Name: "scale", Type: schema.Type{Kind: schema.Int32}},
-		{Name: "value", Type: schema.Type{Kind: schema.Bytes}},
-	}
-	return t
+	// Debezium's PostgreSQL array elements are optional schemas.
+	return schema.Type{Kind: schema.Array, Items: &et, ItemsOptional: true}, pgtypeArrayDecoder(edec), true
 }
 
 func pgtypePointType() schema.Type {
 	t := pgtypeNamed(schema.Struct, pgtypeDbzPoint)
-	t.StructName = pgtypeDbzPoint
+	t.Doc = "Geometry (POINT)"
 	t.Fields = []schema.Column{
 		{Name: "x", Type: schema.Type{Kind: schema.Float64}},
 		{Name: "y", Type: schema.Type{Kind: schema.Float64}},

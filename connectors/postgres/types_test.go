@@ -84,17 +84,18 @@ func pgtypeTestCatalog() pgtypeMapCatalog {
 	}
 }
 
-func TestPgtypeDecoders(t *testing.T) {
-	cat := pgtypeTestCatalog()
+type pgtypeDecodeCase struct {
+	name   string
+	oid    uint32
+	typmod int32
+	text   string
+	want   any // nil: decoding must fail
+}
+
+func pgtypeTestDecodeCases() []pgtypeDecodeCase {
 	wkb12 := pgtypeTestHex("0101000000" + "000000000000f03f" + "0000000000000040")
 	wkb3 := pgtypeTestHex("0101000000" + "0000000000000c40" + "00000000000010c0")
-	cases := []struct {
-		name   string
-		oid    uint32
-		typmod int32
-		text   string
-		want   any
-	}{
+	return []pgtypeDecodeCase{
 		{"int2 min", pgxtype.Int2OID, -1, "-32768", int32(-32768)},
 		{"int2 max", pgxtype.Int2OID, -1, "32767", int32(32767)},
 		{"int4 max", pgxtype.Int4OID, -1, "2147483647", int32(2147483647)},
@@ -256,6 +257,11 @@ func TestPgtypeDecoders(t *testing.T) {
 		{"enum[]", pgtypeTestEnumArrayOID, -1, `{sad,happy}`, []any{"sad", "happy"}},
 		{"float8[] specials", pgxtype.Float8ArrayOID, -1, `{NaN,-Infinity,1.5}`, []any{math.NaN(), math.Inf(-1), 1.5}},
 	}
+}
+
+func TestPgtypeDecoders(t *testing.T) {
+	cat := pgtypeTestCatalog()
+	cases := pgtypeTestDecodeCases()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, dec, known := pgtypeLookup(tc.oid, tc.typmod, cat)
@@ -285,6 +291,52 @@ func TestPgtypeDecoders(t *testing.T) {
 			}
 			if !pgtypeTestEqual(got, tc.want) {
 				t.Fatalf("decoded value aliases the input: %#v", got)
+			}
+		})
+	}
+}
+
+// TestPgtypeEncodesWithSchemaCodec feeds every mapped type and decoded value
+// to the schema package's encoder: the Go values must match the Kind
+// conventions and the Connect types must be valid for the Avro writer.
+func TestPgtypeEncodesWithSchemaCodec(t *testing.T) {
+	cat := pgtypeTestCatalog()
+	src := schema.PostgresSource()
+	srcVals := make([]any, len(src.Fields))
+	for i, f := range src.Fields {
+		switch {
+		case f.Optional:
+		case f.Type.Kind == schema.String:
+			srcVals[i] = "x"
+		case f.Type.Kind == schema.Int64:
+			srcVals[i] = int64(0)
+		default:
+			t.Fatalf("source field %s: unhandled kind %v", f.Name, f.Type.Kind)
+		}
+	}
+	for _, tc := range pgtypeTestDecodeCases() {
+		if tc.want == nil {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			typ, dec, _ := pgtypeLookup(tc.oid, tc.typmod, cat)
+			v, err := dec([]byte(tc.text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			table := &schema.Table{Topic: "it.public.t", Columns: []schema.Column{
+				{Name: "c", Type: typ, Optional: true},
+				{Name: "nn", Type: typ},
+			}}
+			codec, err := schema.NewCodec(table, src)
+			if err != nil {
+				t.Fatalf("NewCodec for %s: %v", tc.name, err)
+			}
+			codec.SetIDs(0, 1)
+			for _, row := range [][]any{{v, v}, {nil, v}} {
+				if _, err := codec.AppendEnvelope(nil, &schema.Envelope{Op: schema.OpCreate, After: row, Source: srcVals, TsUs: 1}); err != nil {
+					t.Fatalf("encode %#v: %v", v, err)
+				}
 			}
 		})
 	}
@@ -352,7 +404,7 @@ func TestPgtypeSchemas(t *testing.T) {
 	}
 	const max = 2147483647
 	vsd := schema.Type{Kind: schema.Struct, Name: "io.debezium.data.VariableScaleDecimal", Version: 1,
-		StructName: "io.debezium.data.VariableScaleDecimal",
+		Doc: "Variable scaled decimal",
 		Fields: []schema.Column{
 			{Name: "scale", Type: schema.Type{Kind: schema.Int32}},
 			{Name: "value", Type: schema.Type{Kind: schema.Bytes}},
@@ -415,15 +467,15 @@ func TestPgtypeSchemas(t *testing.T) {
 		{"domain", pgtypeTestDomainOID, -1, pgtypeTestMerged(dec("2", "10"), src("PRICE", 10, 2)), true},
 		{"citext", pgtypeTestCitextOID, -1, withParams(schema.Type{Kind: schema.String}, src("CITEXT", max, 0)), true},
 		{"int4[]", pgxtype.Int4ArrayOID, -1,
-			schema.Type{Kind: schema.Array, Items: &schema.Type{Kind: schema.Int32}, Params: src("_INT4", 10, 0)}, true},
+			schema.Type{Kind: schema.Array, ItemsOptional: true, Items: &schema.Type{Kind: schema.Int32}, Params: src("_INT4", 10, 0)}, true},
 		{"varchar(20)[]", pgxtype.VarcharArrayOID, 24,
-			schema.Type{Kind: schema.Array, Items: &schema.Type{Kind: schema.String}, Params: src("_VARCHAR", 20, 0)}, true},
+			schema.Type{Kind: schema.Array, ItemsOptional: true, Items: &schema.Type{Kind: schema.String}, Params: src("_VARCHAR", 20, 0)}, true},
 		{"numeric(10,2)[]", pgxtype.NumericArrayOID, pgtypeNumTypmod(10, 2),
-			schema.Type{Kind: schema.Array, Items: pgtypeTestPtr(dec("2", "10")), Params: src("_NUMERIC", 10, 2)}, true},
+			schema.Type{Kind: schema.Array, ItemsOptional: true, Items: pgtypeTestPtr(dec("2", "10")), Params: src("_NUMERIC", 10, 2)}, true},
 		{"uuid[] (not a pgjdbc core array)", pgxtype.UUIDArrayOID, -1,
-			schema.Type{Kind: schema.Array, Items: pgtypeTestPtr(named(schema.String, "io.debezium.data.Uuid")), Params: src("_UUID", max, 0)}, true},
+			schema.Type{Kind: schema.Array, ItemsOptional: true, Items: pgtypeTestPtr(named(schema.String, "io.debezium.data.Uuid")), Params: src("_UUID", max, 0)}, true},
 		{"enum[]", pgtypeTestEnumArrayOID, -1,
-			schema.Type{Kind: schema.Array, Items: pgtypeTestPtr(withParams(named(schema.String, "io.debezium.data.Enum"), map[string]string{"allowed": "sad,ok,happy"})),
+			schema.Type{Kind: schema.Array, ItemsOptional: true, Items: pgtypeTestPtr(withParams(named(schema.String, "io.debezium.data.Enum"), map[string]string{"allowed": "sad,ok,happy"})),
 				Params: src("_MOOD", max, 0)}, true},
 		{"unknown builtin named by catalog", 28, -1, withParams(schema.Type{Kind: schema.String}, src("XID", max, 0)), false},
 		{"unknown user type", pgtypeTestUnknownOID, -1, withParams(schema.Type{Kind: schema.String}, src("WIDGET", max, 0)), false},
