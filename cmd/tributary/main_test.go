@@ -146,7 +146,7 @@ func TestValidateBad(t *testing.T) {
 		{"unknown key", "log:\n  listn: x\n", []string{":2:3: log.listn: unknown key"}},
 		{"connector unknown key", "sources:\n  - name: a\n    type: clitest\n    url: test://x\n    urll: y\n", []string{":5:5: sources[0].urll: unknown key (valid keys: url, topic_prefix)"}},
 		{"connector validate", "sources:\n  - name: a\n    type: clitest\n    url: http://x\n", []string{":4:5: sources[0].url: must start with test://"}},
-		{"unknown type", "sources:\n  - name: a\n    type: nosuch\n", []string{`:3:5: sources[0].type: unknown source type "nosuch" (known types: `, "clitest"}},
+		{"unknown type", "sources:\n  - name: a\n    type: nosuch\n", []string{`:3:5: sources[0].type: unknown source type "nosuch" (known types: `, "clitest", "postgres"}},
 		{"missing env", "sources:\n  - name: a\n    type: clitest\n    url: ${TRIBUTARY_CLI_TEST_UNSET}\n", []string{":4:10: sources[0].url: environment variable TRIBUTARY_CLI_TEST_UNSET is not set"}},
 		{"nothing to run", "worker:\n  name: w\n", []string{": no sources and no sinks: nothing to run"}},
 		{"sinks not built", "sinks:\n  - name: s\n    type: sqlite\n", []string{`:3:5: sinks[0].type: unknown sink type "sqlite"`}},
