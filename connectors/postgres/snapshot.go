@@ -1,0 +1,672 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/source"
+)
+
+// The initial snapshot.
+//
+// CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT creates the slot and exports
+// the snapshot at its consistent point: every transaction committed before
+// that point is visible in the snapshot, every later one is streamed from the
+// slot, so nothing is lost or doubled between the two. Each worker connection
+// imports the snapshot (SET TRANSACTION SNAPSHOT) before the exporting
+// connection runs anything else (the export lives only until then), then
+// reads whole tables, one at a time: tables with a primary key in key order,
+// in chunks of snapshot_chunk_rows with keyset pagination (each chunk a
+// COPY (SELECT ... WHERE (pk) > (last) ORDER BY pk LIMIT n) TO STDOUT), other
+// tables with one streamed COPY. Rows are decoded and encoded in the workers
+// and handed in small batches to the connector goroutine, which alone calls
+// Emit; a worker blocks when the batches it produced are not yet emitted, so
+// memory stays at a few batches per worker whatever the table sizes.
+//
+// No offset is committed until the snapshot completes. A crash before that
+// leaves no offset; the next start drops the slot and snapshots again.
+
+const (
+	snapBatchRecords = 256
+	snapBatchBytes   = 1 << 20
+	progressEvery    = 5 * time.Second
+)
+
+type snapshotResult struct {
+	consistentPoint pglogrepl.LSN
+	// replConn is the still-open replication connection when it must stay
+	// open (a temporary slot); nil otherwise.
+	replConn *pgconn.PgConn
+}
+
+// snapTable is one table being snapshotted.
+type snapTable struct {
+	ct    *catalogTable
+	shape *shape
+	codec *schema.Codec
+	pk    []int // indexes of the primary-key columns, empty for one full COPY
+
+	rows    atomic.Int64
+	started atomic.Int64 // unix nanos, 0 before
+	done    atomic.Bool
+
+	gaugeRows  prometheus.Gauge
+	gaugeTotal prometheus.Gauge
+}
+
+// snapBatch is what workers hand to the emitting goroutine.
+type snapBatch struct {
+	recs []source.Record
+	// tableDone is set on the last batch of a table; lastTrue and lastLast
+	// are its final row encoded with source.snapshot "true" and "last"
+	// (nil for an empty table).
+	tableDone *snapTable
+	lastTrue  *source.Record
+	lastLast  *source.Record
+}
+
+func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pgx.Conn, cat pgtypeCatalog) (snapshotResult, error) {
+	temporary := c.cfg.Snapshot == SnapshotInitialOnly
+	m := rt.Metrics()
+	if m != nil && m.SnapshotRunning != nil {
+		m.SnapshotRunning.WithLabelValues(c.name).Set(1)
+		defer m.SnapshotRunning.WithLabelValues(c.name).Set(0)
+	}
+
+	// Codecs first: Runtime.Codec is called from this goroutine only.
+	src := schema.PostgresSource()
+	tables := make([]*snapTable, 0, len(c.tables))
+	for _, ct := range c.tables {
+		st, err := c.snapTable(ctx, rt, ct, cat, src)
+		if err != nil {
+			return snapshotResult{}, err
+		}
+		tables = append(tables, st)
+	}
+	sort.SliceStable(tables, func(i, j int) bool { return tables[i].ct.Estimate > tables[j].ct.Estimate })
+
+	replConn, err := c.connectReplication(ctx)
+	if err != nil {
+		return snapshotResult{}, err
+	}
+	keepRepl := false
+	defer func() {
+		if !keepRepl && replConn != nil {
+			_ = replConn.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	slot, err := pglogrepl.CreateReplicationSlot(ctx, replConn, c.slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+		Temporary: temporary, SnapshotAction: "EXPORT_SNAPSHOT", Mode: pglogrepl.LogicalReplication,
+	})
+	if err != nil {
+		return snapshotResult{}, fmt.Errorf("postgres: create replication slot %q with exported snapshot on %s: %w", c.slot, c.where(), err)
+	}
+	cp, err := pglogrepl.ParseLSN(slot.ConsistentPoint)
+	if err != nil {
+		return snapshotResult{}, fmt.Errorf("postgres: slot %q consistent point %q: %w", c.slot, slot.ConsistentPoint, err)
+	}
+	c.log.Info("created replication slot with exported snapshot", "slot", c.slot, "consistent_point", cp.String(),
+		"snapshot", slot.SnapshotName, "temporary", temporary)
+
+	nw := min(c.cfg.SnapshotParallelism, len(tables))
+	conns := make([]*pgx.Conn, 0, nw)
+	defer func() {
+		for _, wc := range conns {
+			_ = wc.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	for i := 0; i < nw; i++ {
+		wc, err := c.connect(ctx)
+		if err != nil {
+			return snapshotResult{}, err
+		}
+		conns = append(conns, wc)
+		sql := "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '" + strings.ReplaceAll(slot.SnapshotName, "'", "''") + "'"
+		if _, err := wc.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
+			return snapshotResult{}, fmt.Errorf("postgres: import snapshot %q on worker connection %d: %w", slot.SnapshotName, i, err)
+		}
+	}
+	var txid int64
+	var xminText string
+	if err := conns[0].QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&xminText); err != nil {
+		return snapshotResult{}, fmt.Errorf("postgres: read snapshot xmin: %w", err)
+	}
+	txid, _ = strconv.ParseInt(xminText, 10, 64)
+	// Every worker has imported the snapshot; a permanent slot no longer
+	// needs its creating session. A temporary one lives as long as it.
+	if temporary {
+		keepRepl = true
+	} else {
+		_ = replConn.Close(ctx)
+		replConn = nil
+	}
+
+	var total int64
+	for _, t := range tables {
+		total += max(t.ct.Estimate, 0)
+	}
+	c.log.Info("snapshot started", "tables", len(tables), "workers", nw, "estimated_rows", total)
+	began := time.Now()
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan *snapTable, len(tables))
+	for _, t := range tables {
+		jobs <- t
+	}
+	close(jobs)
+	out := make(chan snapBatch, 2*nw)
+	var wg sync.WaitGroup
+	var errOnce sync.Once
+	var werr error
+	fail := func(err error) {
+		errOnce.Do(func() { werr = err; cancel() })
+	}
+	for i := 0; i < nw; i++ {
+		w := &snapWorker{c: c, conn: conns[i], out: out, lsn: cp, txid: txid, chunk: c.cfg.SnapshotChunkRows,
+			buf: make([]byte, 0, 4096), src: c.sourceValues()}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range jobs {
+				if err := w.table(wctx, t); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+
+	stopProgress := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		c.snapshotProgress(tables, began, stopProgress)
+	}()
+
+	var held *snapBatch // final row of the table that finished last so far
+	var emitted int64
+	for b := range out {
+		if wctx.Err() != nil {
+			continue // drain so workers can exit
+		}
+		for _, r := range b.recs {
+			if err := rt.Emit(wctx, r); err != nil {
+				fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
+				break
+			}
+		}
+		emitted += int64(len(b.recs))
+		if b.tableDone != nil && b.lastTrue != nil {
+			if held != nil {
+				if err := rt.Emit(wctx, *held.lastTrue); err != nil {
+					fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
+				}
+				emitted++
+			}
+			bb := b
+			held = &bb
+		}
+	}
+	close(stopProgress)
+	<-progressDone
+	if werr == nil && ctx.Err() != nil {
+		werr = ctx.Err()
+	}
+	if werr != nil {
+		return snapshotResult{}, werr
+	}
+	if held != nil {
+		if err := rt.Emit(ctx, *held.lastLast); err != nil {
+			return snapshotResult{}, fmt.Errorf("postgres: snapshot: emit: %w", err)
+		}
+		emitted++
+	}
+	for _, wc := range conns {
+		_, _ = wc.Exec(ctx, "COMMIT")
+	}
+
+	off := pgOffset{LSN: cp, LSNCommit: cp, LSNProc: cp, TxID: txid, TsUsec: time.Now().UnixMicro(),
+		Snapshot: true, LastSnapshotRecord: true}
+	if err := rt.Checkpoint(ctx, off.toMap(), c.durableCallback(rt, cp)); err != nil {
+		return snapshotResult{}, fmt.Errorf("postgres: checkpoint after snapshot: %w", err)
+	}
+	el := time.Since(began)
+	c.log.Info("snapshot completed", "tables", len(tables), "rows", emitted, "duration", el.Round(time.Millisecond).String(),
+		"rows_per_sec", int64(float64(emitted)/max(el.Seconds(), 1e-9)), "consistent_point", cp.String())
+	res := snapshotResult{consistentPoint: cp}
+	if keepRepl {
+		res.replConn = replConn
+	}
+	return res, nil
+}
+
+// snapTable builds the shape and codec of a table from the catalog.
+func (c *connector) snapTable(ctx context.Context, rt source.Runtime, ct *catalogTable, cat pgtypeCatalog, src *schema.SourceBlock) (*snapTable, error) {
+	cols := make([]colSpec, len(ct.Columns))
+	for i, col := range ct.Columns {
+		cols[i] = colSpec{Name: col.Name, TypeOID: col.TypeOID, TypMod: col.TypMod}
+	}
+	key := c.cfg.keyColumnsFor(ct.ID.Schema, ct.ID.Name)
+	if key == nil {
+		key = ct.PK
+	}
+	sh, err := buildShape(c.cfg.TopicPrefixValue, ct.ID, cols, key, cat)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	c.warnUnknown(sh)
+	codec, err := rt.Codec(ctx, &sh.table, src)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: table %s: schema: %w", ct.ID, err)
+	}
+	st := &snapTable{ct: ct, shape: sh, codec: codec}
+	for _, name := range ct.PK {
+		i, _ := ct.column(name)
+		st.pk = append(st.pk, i)
+	}
+	if m := rt.Metrics(); m != nil {
+		if m.SnapshotRows != nil {
+			st.gaugeRows = m.SnapshotRows.WithLabelValues(c.name, ct.ID.String())
+			st.gaugeRows.Set(0)
+		}
+		if m.SnapshotTotal != nil {
+			st.gaugeTotal = m.SnapshotTotal.WithLabelValues(c.name, ct.ID.String())
+			st.gaugeTotal.Set(float64(max(ct.Estimate, 0)))
+		}
+	}
+	return st, nil
+}
+
+func (c *connector) warnUnknown(sh *shape) {
+	for _, col := range sh.unknown {
+		c.log.Warn("column has a type tributary does not map; its values are sent as text", "table", sh.id.String(), "column", col)
+	}
+}
+
+// durableCallback advances the position acknowledged to the server.
+func (c *connector) durableCallback(rt source.Runtime, lsn pglogrepl.LSN) func() {
+	return func() {
+		c.setDurable(lsn)
+		if m := rt.Metrics(); m != nil && m.CommittedOffset != nil {
+			m.CommittedOffset.WithLabelValues(c.name).Set(float64(lsn))
+		}
+	}
+}
+
+// snapshotProgress logs rows done, estimate, rate and ETA every few seconds
+// and keeps the snapshot gauges current.
+func (c *connector) snapshotProgress(tables []*snapTable, began time.Time, stop <-chan struct{}) {
+	t := time.NewTicker(progressEvery)
+	defer t.Stop()
+	update := func(final bool) {
+		var done, total int64
+		now := time.Now()
+		for _, st := range tables {
+			rows := st.rows.Load()
+			done += rows
+			est := max(st.ct.Estimate, rows)
+			total += est
+			if st.gaugeRows != nil {
+				st.gaugeRows.Set(float64(rows))
+			}
+			if st.gaugeTotal != nil {
+				st.gaugeTotal.Set(float64(est))
+			}
+			startNs := st.started.Load()
+			if final || startNs == 0 || st.done.Load() {
+				continue
+			}
+			el := now.Sub(time.Unix(0, startNs))
+			rate := float64(rows) / max(el.Seconds(), 1e-9)
+			c.log.Info("snapshot progress", "table", st.ct.ID.String(), "rows", rows, "estimate", st.ct.Estimate,
+				"rows_per_sec", int64(rate), "eta", eta(est-rows, rate))
+		}
+		if final {
+			return
+		}
+		el := now.Sub(began)
+		rate := float64(done) / max(el.Seconds(), 1e-9)
+		c.log.Info("snapshot progress (all tables)", "rows", done, "estimate", total, "percent", percent(done, total),
+			"rows_per_sec", int64(rate), "eta", eta(total-done, rate))
+	}
+	for {
+		select {
+		case <-stop:
+			update(true)
+			return
+		case <-t.C:
+			update(false)
+		}
+	}
+}
+
+func eta(left int64, rate float64) string {
+	if left <= 0 {
+		return "0s"
+	}
+	if rate <= 0 {
+		return "unknown"
+	}
+	return (time.Duration(float64(left)/rate) * time.Second / time.Second).Round(time.Second).String()
+}
+
+func percent(done, total int64) string {
+	if total <= 0 {
+		return "unknown"
+	}
+	return strconv.FormatFloat(100*float64(done)/float64(total), 'f', 1, 64)
+}
+
+// snapWorker reads tables on one connection inside the imported snapshot.
+type snapWorker struct {
+	c     *connector
+	conn  *pgx.Conn
+	out   chan<- snapBatch
+	lsn   pglogrepl.LSN
+	txid  int64
+	chunk int
+
+	buf    []byte
+	src    []any
+	fields [][]byte
+	keyF   [][]byte
+
+	// per table
+	ctx     context.Context
+	t       *snapTable
+	rows    [2][]any
+	cur     int
+	hasPrev bool
+	batch   []source.Record
+	bytes   int
+	pending []byte
+	last    []byte // raw text of the last row read, for the next chunk's key
+	nChunk  int
+}
+
+func (w *snapWorker) table(ctx context.Context, t *snapTable) error {
+	w.t = t
+	w.ctx = ctx
+	n := len(t.shape.cols)
+	w.rows[0], w.rows[1] = make([]any, n), make([]any, n)
+	w.hasPrev = false
+	w.batch = make([]source.Record, 0, snapBatchRecords)
+	w.bytes = 0
+	t.started.Store(time.Now().UnixNano())
+	w.src[schema.PGSrcSchema] = t.ct.ID.Schema
+	w.src[schema.PGSrcTable] = t.ct.ID.Name
+	w.src[schema.PGSrcTxID] = w.txid
+	w.src[schema.PGSrcLSN] = int64(w.lsn)
+	w.src[schema.PGSrcXmin] = nil
+	w.src[schema.SrcSequence] = `[null,"` + strconv.FormatUint(uint64(w.lsn), 10) + `"]`
+
+	cols := make([]string, n)
+	for i, c := range t.shape.cols {
+		cols[i] = pgx.Identifier{c.Name}.Sanitize()
+	}
+	sel := "SELECT " + strings.Join(cols, ", ") + " FROM " + t.ct.ID.quoted()
+	if len(t.pk) == 0 {
+		if err := w.copy(ctx, "COPY ("+sel+") TO STDOUT"); err != nil {
+			return err
+		}
+	} else {
+		pkCols := make([]string, len(t.pk))
+		for i, k := range t.pk {
+			pkCols[i] = cols[k]
+		}
+		order := strings.Join(pkCols, ", ")
+		where := ""
+		for {
+			q := "COPY (" + sel + where + " ORDER BY " + order + " LIMIT " + strconv.Itoa(w.chunk) + ") TO STDOUT"
+			w.nChunk = 0
+			if err := w.copy(ctx, q); err != nil {
+				return err
+			}
+			if w.nChunk < w.chunk {
+				break
+			}
+			lits, err := w.keyLiterals()
+			if err != nil {
+				return err
+			}
+			where = " WHERE (" + order + ") > (" + lits + ")"
+		}
+	}
+	return w.finishTable(ctx)
+}
+
+// keyLiterals turns the primary-key fields of the last row read into SQL
+// literals cast to their column types. The text comes from COPY, i.e. the
+// type's output function, so the input function reads it back exactly.
+func (w *snapWorker) keyLiterals() (string, error) {
+	var err error
+	w.keyF, err = copySplitRow(w.last, w.keyF[:0])
+	if err != nil {
+		return "", fmt.Errorf("postgres: snapshot of table %s: re-read last key: %w", w.t.ct.ID, err)
+	}
+	var b strings.Builder
+	for i, k := range w.t.pk {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		f := w.keyF[k]
+		if f == nil {
+			return "", fmt.Errorf("postgres: snapshot of table %s: primary-key column %s is null", w.t.ct.ID, w.t.shape.cols[k].Name)
+		}
+		b.WriteString("E'")
+		for _, ch := range f {
+			switch ch {
+			case '\'':
+				b.WriteString("''")
+			case '\\':
+				b.WriteString(`\\`)
+			default:
+				b.WriteByte(ch)
+			}
+		}
+		b.WriteString("'::")
+		b.WriteString(w.t.ct.Columns[k].TypeName)
+	}
+	return b.String(), nil
+}
+
+func (w *snapWorker) copy(ctx context.Context, sql string) error {
+	w.pending = w.pending[:0]
+	if _, err := w.conn.PgConn().CopyTo(ctx, w, sql); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("postgres: snapshot of table %s: %w", w.t.ct.ID, err)
+	}
+	if len(w.pending) > 0 {
+		return fmt.Errorf("postgres: snapshot of table %s: COPY output ended inside a row", w.t.ct.ID)
+	}
+	return nil
+}
+
+// Write receives COPY data. PostgreSQL sends one row per CopyData message,
+// but rows split across writes are handled too.
+func (w *snapWorker) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(w.pending) > 0 {
+		w.pending = append(w.pending, p...)
+		p = w.pending
+	}
+	for {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			break
+		}
+		if err := w.row(p[:i]); err != nil {
+			return 0, err
+		}
+		p = p[i+1:]
+	}
+	if len(p) > 0 {
+		w.pending = append(w.pending[:0], p...)
+	} else {
+		w.pending = w.pending[:0]
+	}
+	return n, nil
+}
+
+func (w *snapWorker) row(line []byte) error {
+	t := w.t
+	var err error
+	if len(t.pk) > 0 {
+		// copySplitRow decodes in place; keep the raw row for the next
+		// chunk's key.
+		w.last = append(w.last[:0], line...)
+	}
+	w.fields, err = copySplitRow(line, w.fields[:0])
+	if err != nil {
+		return fmt.Errorf("table %s: COPY row: %w", t.ct.ID, err)
+	}
+	if len(w.fields) != len(t.shape.cols) {
+		return fmt.Errorf("table %s: COPY row has %d fields, want %d", t.ct.ID, len(w.fields), len(t.shape.cols))
+	}
+	row := w.rows[w.cur]
+	for i, f := range w.fields {
+		if f == nil {
+			row[i] = nil
+			continue
+		}
+		v, err := t.shape.decoders[i](f)
+		if err != nil {
+			return fmt.Errorf("table %s column %s: value %s: %w", t.ct.ID, t.shape.cols[i].Name, clip(f), err)
+		}
+		row[i] = v
+	}
+	w.nChunk++
+	if w.hasPrev {
+		rec, err := w.encode(w.rows[1-w.cur], "true")
+		if err != nil {
+			return err
+		}
+		if err := w.add(rec); err != nil {
+			return err
+		}
+	}
+	w.hasPrev = true
+	w.cur = 1 - w.cur
+	return nil
+}
+
+func (w *snapWorker) encode(row []any, snap string) (source.Record, error) {
+	t := w.t
+	now := time.Now()
+	w.src[schema.SrcTsMs] = now.UnixMilli()
+	w.src[schema.SrcTsUs] = now.UnixMicro()
+	w.src[schema.SrcTsNs] = now.UnixNano()
+	w.src[schema.SrcSnapshot] = snap
+	env := schema.Envelope{Op: schema.OpRead, After: row, Source: w.src, TsUs: now.UnixMicro()}
+	rec, buf, err := encodeRecord(t.codec, t.shape.table.Topic, w.buf, row, &env)
+	w.buf = buf
+	if err != nil {
+		return rec, fmt.Errorf("table %s: encode snapshot row: %w", t.ct.ID, err)
+	}
+	return rec, nil
+}
+
+func (w *snapWorker) add(rec source.Record) error {
+	w.batch = append(w.batch, rec)
+	w.bytes += len(rec.Key) + len(rec.Value)
+	if len(w.batch) >= snapBatchRecords || w.bytes >= snapBatchBytes {
+		return w.flush(snapBatch{})
+	}
+	return nil
+}
+
+// flush hands the batch to the emitting goroutine; errors here surface in
+// Write, which aborts the COPY.
+func (w *snapWorker) flush(b snapBatch) error {
+	b.recs = w.batch
+	w.t.rows.Add(int64(len(w.batch)))
+	if b.lastTrue != nil {
+		w.t.rows.Add(1)
+	}
+	w.batch = make([]source.Record, 0, snapBatchRecords)
+	w.bytes = 0
+	select {
+	case w.out <- b:
+		return nil
+	case <-w.ctx.Done():
+		return errSnapshotStopped
+	}
+}
+
+var errSnapshotStopped = errors.New("snapshot stopped")
+
+func (w *snapWorker) finishTable(ctx context.Context) error {
+	b := snapBatch{tableDone: w.t}
+	if w.hasPrev {
+		prev := w.rows[1-w.cur]
+		rt, err := w.encode(prev, "true")
+		if err != nil {
+			return err
+		}
+		rl, err := w.encode(prev, "last")
+		if err != nil {
+			return err
+		}
+		b.lastTrue, b.lastLast = &rt, &rl
+	}
+	w.t.done.Store(true)
+	if err := w.flush(b); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	return nil
+}
+
+// encodeRecord encodes key and envelope into the reusable buf, then copies
+// them into one exact-size allocation owned by the returned record.
+func encodeRecord(codec *schema.Codec, topic string, buf []byte, keyRow []any, env *schema.Envelope) (source.Record, []byte, error) {
+	kb, err := codec.AppendKey(buf[:0], keyRow)
+	if err != nil {
+		return source.Record{}, buf, fmt.Errorf("key: %w", err)
+	}
+	klen := -1
+	if kb != nil {
+		klen = len(kb)
+		buf = kb
+	}
+	vb, err := codec.AppendEnvelope(buf[:max(klen, 0)], env)
+	if err != nil {
+		return source.Record{}, buf, fmt.Errorf("value: %w", err)
+	}
+	out := make([]byte, len(vb))
+	copy(out, vb)
+	rec := source.Record{Topic: topic, Value: out[max(klen, 0):]}
+	if klen >= 0 {
+		rec.Key = out[:klen:klen]
+	}
+	return rec, vb, nil
+}
+
+// clip shortens a value for an error message.
+func clip(b []byte) string {
+	const n = 80
+	if len(b) > n {
+		return strconv.Quote(string(b[:n])) + "..."
+	}
+	return strconv.Quote(string(b))
+}
