@@ -89,6 +89,7 @@ By default the log and the schema registry are embedded: one process, no setup.`
 		newTailCmd(),
 		newVersionCmd(),
 		newConfigCmd(),
+		newRegistryCmd(),
 	)
 	return root
 }
