@@ -445,10 +445,14 @@ EOF
 # ---------------------------------------------------------------- go
 
 start=$SECONDS
-pg_instance pg "$PG_PORT" logical
-pg_instance pg-nological "$PG_NOLOGICAL_PORT" replica
-mariadb_up
-kafka_up
+# TRIBUTARY_SERVICES picks a subset (the quickstart needs only "pg").
+want=" ${TRIBUTARY_SERVICES:-pg mariadb kafka} "
+if [[ $want == *" pg "* ]]; then
+	pg_instance pg "$PG_PORT" logical
+	pg_instance pg-nological "$PG_NOLOGICAL_PORT" replica
+fi
+if [[ $want == *" mariadb "* ]]; then mariadb_up; fi
+if [[ $want == *" kafka "* ]]; then kafka_up; fi
 
 tmp=$(mktemp "$ROOT/env.sh.XXXXXX")
 cat >"$tmp" <<EOF

@@ -1,0 +1,264 @@
+// Package worker runs a pipeline: it brings up the log (embedded broker or a
+// cluster), the schema registry, the HTTP endpoints and every connector, and
+// stops them in order.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/tributary-cdc/tributary/broker"
+	"github.com/tributary-cdc/tributary/config"
+	"github.com/tributary-cdc/tributary/offsets"
+	"github.com/tributary-cdc/tributary/schema/registry"
+	"github.com/tributary-cdc/tributary/source"
+)
+
+// Services are the log-side dependencies every command shares: a Kafka
+// client and a registry URL, embedded or external.
+type Services struct {
+	Brokers     []string
+	RegistryURL string
+	Registry    *sr.Client
+	clientCfg   broker.ClientConfig
+	closers     []func()
+}
+
+// Close stops what StartServices started, in reverse order.
+func (s *Services) Close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}
+
+// NewClient returns a Kafka client configured like every tributary client.
+func (s *Services) NewClient(extra ...kgo.Opt) (*kgo.Client, error) {
+	return broker.NewClient(s.clientCfg, extra...)
+}
+
+// StartServices starts the embedded broker and registry when the config
+// asks for them, or connects to the configured cluster and registry.
+func StartServices(ctx context.Context, p *config.Pipeline, log *slog.Logger) (*Services, error) {
+	s := &Services{}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	s.clientCfg = broker.ClientConfig{
+		Brokers:          p.Log.Brokers,
+		ClientID:         p.Log.ClientID,
+		Compression:      p.Log.Compression,
+		TLS:              p.Log.TLS != nil,
+		MaxBufferedBytes: p.Worker.MaxInFlightBytes.Int64(),
+	}
+	if p.Log.SASL != nil {
+		s.clientCfg.SASL = &broker.SASL{Mechanism: p.Log.SASL.Mechanism, User: p.Log.SASL.User, Password: string(p.Log.SASL.Password)}
+	}
+	if p.Log.Embedded() {
+		emb, err := broker.StartEmbedded(ctx, broker.EmbeddedConfig{
+			DataDir:            p.Log.DataDir,
+			Listen:             p.Log.Listen,
+			SyncWrites:         p.Log.SyncWrites,
+			CompactionInterval: p.Log.CompactionInterval,
+			Partitions:         p.Log.Partitions,
+			Logger:             log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, emb.Close)
+		s.clientCfg.Brokers = []string{emb.Addr()}
+		log.Info("embedded log started", "listen", emb.Addr(), "data_dir", p.Log.DataDir, "sync_writes", p.Log.SyncWrites)
+	}
+	s.Brokers = s.clientCfg.Brokers
+
+	if p.Registry.Embedded() {
+		url, stop, err := ServeRegistry(ctx, s, p.Registry.Listen, registry.DefaultTopic, log)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, stop)
+		s.RegistryURL = url
+	} else {
+		s.RegistryURL = p.Registry.URL
+	}
+	opts := []sr.ClientOpt{sr.URLs(s.RegistryURL), sr.UserAgent("tributary")}
+	if p.Registry.BasicAuth != nil {
+		opts = append(opts, sr.BasicAuth(p.Registry.BasicAuth.User, string(p.Registry.BasicAuth.Password)))
+	}
+	if p.Registry.TLS != nil && p.Registry.TLS.InsecureSkipVerify {
+		opts = append(opts, sr.HTTPClient(&http.Client{Timeout: 30 * time.Second}))
+	}
+	src, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("registry client for %s: %w", s.RegistryURL, err)
+	}
+	s.Registry = src
+	ok = true
+	return s, nil
+}
+
+// ServeRegistry serves a Confluent-compatible registry persisted in topic.
+// Only one registry may write a given topic at a time.
+func ServeRegistry(ctx context.Context, s *Services, listen, topic string, log *slog.Logger) (string, func(), error) {
+	cl, err := s.NewClient()
+	if err != nil {
+		return "", nil, err
+	}
+	reg, err := registry.New(ctx, cl, registry.WithTopic(topic), registry.WithLogger(log.With("component", "registry")))
+	if err != nil {
+		cl.Close()
+		return "", nil, fmt.Errorf("embedded registry on topic %s: %w", topic, err)
+	}
+	bound, err := reg.Serve(ctx, listen)
+	if err != nil {
+		reg.Close()
+		cl.Close()
+		return "", nil, fmt.Errorf("embedded registry: registry.listen %s: %w", listen, err)
+	}
+	log.Info("schema registry serving", "url", "http://"+bound, "topic", topic)
+	return "http://" + bound, func() { reg.Close(); cl.Close() }, nil
+}
+
+type openedSource struct {
+	spec *config.Connector
+	cfg  source.Config
+	conn source.Connector
+}
+
+// Open decodes and opens every source without running it, so config
+// errors surface before anything starts.
+func openSources(p *config.Pipeline, log *slog.Logger) ([]openedSource, error) {
+	var out []openedSource
+	var errs []error
+	for _, spec := range p.Sources {
+		d, ok := source.Lookup(spec.Type)
+		if !ok {
+			errs = append(errs, spec.Errorf("type", "unknown source type %q (known: %v)", spec.Type, source.Drivers()))
+			continue
+		}
+		cfg := d.NewConfig()
+		if err := spec.Decode(cfg); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		conn, err := d.Open(spec.Name, cfg, log.With("source", spec.Name))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): %w", spec.Path, spec.Name, err))
+			continue
+		}
+		out = append(out, openedSource{spec: spec, cfg: cfg, conn: conn})
+	}
+	return out, errors.Join(errs...)
+}
+
+// ConfigError marks errors in the pipeline file, so the CLI exits 2.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Run runs the pipeline until ctx is done or a connector fails.
+func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
+	srcs, err := openSources(p, log)
+	if err != nil {
+		return &ConfigError{err}
+	}
+	if len(srcs) == 0 && len(p.Sinks) == 0 {
+		return &ConfigError{fmt.Errorf("%s: no sources and no sinks to run", p.File)}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := source.NewMetrics(reg)
+	st := newStatus()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	httpAddr, httpErr, err := serveHTTP(runCtx, p.Worker.HTTP, reg, st)
+	if err != nil {
+		return err
+	}
+	log.Info("worker http serving", "addr", httpAddr, "endpoints", "/healthz /readyz /status /metrics")
+
+	svc, err := StartServices(runCtx, p, log)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+
+	cl, err := svc.NewClient(kgo.ProducerLinger(p.Worker.FlushInterval))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	topics := broker.NewTopics(cl)
+	if err := topics.Ensure(runCtx, broker.TopicSpec{
+		Name: p.Log.OffsetsTopic, Partitions: 1, ReplicationFactor: int16(p.Log.ReplicationFactor), Compacted: true,
+	}); err != nil {
+		return fmt.Errorf("log.offsets_topic: %w", err)
+	}
+	store := offsets.NewStore(cl, p.Log.OffsetsTopic)
+	deps := source.Deps{
+		Client:            cl,
+		Topics:            topics,
+		Registry:          svc.Registry,
+		Offsets:           store,
+		Metrics:           metrics,
+		Partitions:        int32(p.Log.Partitions),
+		ReplicationFactor: int16(p.Log.ReplicationFactor),
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(srcs)+1)
+	for _, s := range srcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := deps
+			d.Logger = log.With("source", s.spec.Name)
+			st.set(s.spec.Name, "source", s.spec.Type, "running", nil)
+			err := source.Run(runCtx, s.spec.Name, s.cfg.TopicPrefix(), s.conn, d)
+			if err != nil {
+				st.set(s.spec.Name, "source", s.spec.Type, "failed", err)
+				errc <- err
+				cancel()
+				return
+			}
+			st.set(s.spec.Name, "source", s.spec.Type, "stopped", nil)
+		}()
+	}
+	go func() {
+		select {
+		case err := <-httpErr:
+			if err != nil {
+				errc <- fmt.Errorf("worker.http: %w", err)
+				cancel()
+			}
+		case <-runCtx.Done():
+		}
+	}()
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		log.Info("worker stopped cleanly")
+	}
+	return errors.Join(errs...)
+}
