@@ -1,0 +1,119 @@
+package sink
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// reduce turns the changes of one table, in log order, into an equivalent
+// list in which each key appears at most once and a truncate can only come
+// first, so targets can group statements freely (see Tx.Apply).
+//
+//   - The last change of a key wins.
+//   - A truncate discards every change before it.
+//   - An upsert missing columns the source did not send (unchanged TOAST)
+//     takes them from an earlier upsert of the same key in the batch.
+//   - A delete followed by an insert (insert.mode: insert, or a primary-key
+//     change moving back) becomes an upsert, since the delete is dropped.
+func reduce(t *tableState, changes []Change) []Change {
+	out := make([]Change, 0, len(changes))
+	idx := make(map[string]int, len(changes))
+	var kb strings.Builder
+	for _, c := range changes {
+		switch {
+		case c.Op == OpTruncate:
+			out = append(out[:0], c)
+			clear(idx)
+			continue
+		case c.Key == nil:
+			// A keyless table only gets inserts: nothing to merge.
+			out = append(out, c)
+			continue
+		}
+		kb.Reset()
+		writeKey(&kb, c.Key)
+		k := kb.String()
+		i, seen := idx[k]
+		if !seen {
+			idx[k] = len(out)
+			out = append(out, c)
+			continue
+		}
+		prev := out[i]
+		switch {
+		case c.Op == OpInsert && prev.Op == OpDelete:
+			c.Op = OpUpsert
+		case c.Op != OpDelete && (prev.Op == OpUpsert || prev.Op == OpInsert) && len(c.Cols.Columns) < len(prev.Cols.Columns):
+			c = mergeMissing(t, c, prev)
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// mergeMissing completes c with the values prev has for columns c lacks.
+func mergeMissing(t *tableState, c, prev Change) Change {
+	have := make(map[*ColumnSpec]bool, len(c.Cols.Columns))
+	for _, col := range c.Cols.Columns {
+		have[col] = true
+	}
+	cols := append([]*ColumnSpec(nil), c.Cols.Columns...)
+	row := append([]any(nil), c.Row...)
+	for i, col := range prev.Cols.Columns {
+		if !have[col] {
+			cols = append(cols, col)
+			row = append(row, prev.Row[i])
+		}
+	}
+	c.Cols = t.intern(cols)
+	c.Row = row
+	return c
+}
+
+// writeKey writes a type-tagged, unambiguous form of a key.
+func writeKey(b *strings.Builder, key []any) {
+	for _, v := range key {
+		switch x := v.(type) {
+		case int64:
+			b.WriteByte('i')
+			b.WriteString(strconv.FormatInt(x, 10))
+		case string:
+			b.WriteByte('s')
+			b.WriteString(strconv.Itoa(len(x)))
+			b.WriteByte(':')
+			b.WriteString(x)
+		case []byte:
+			b.WriteByte('b')
+			b.WriteString(strconv.Itoa(len(x)))
+			b.WriteByte(':')
+			b.Write(x)
+		case bool:
+			b.WriteByte('t')
+			b.WriteString(strconv.FormatBool(x))
+		case float64:
+			b.WriteByte('f')
+			b.WriteString(strconv.FormatUint(math.Float64bits(x), 16))
+		case float32:
+			b.WriteByte('g')
+			b.WriteString(strconv.FormatUint(uint64(math.Float32bits(x)), 16))
+		case time.Time:
+			b.WriteByte('T')
+			b.WriteString(strconv.FormatInt(x.UnixNano(), 10))
+		case time.Duration:
+			b.WriteByte('D')
+			b.WriteString(strconv.FormatInt(int64(x), 10))
+		case nil:
+			b.WriteByte('n')
+		default:
+			s := fmt.Sprintf("%T:%v", v, v)
+			b.WriteByte('x')
+			b.WriteString(strconv.Itoa(len(s)))
+			b.WriteByte(':')
+			b.WriteString(s)
+		}
+		b.WriteByte(0)
+	}
+}

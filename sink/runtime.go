@@ -1,0 +1,650 @@
+package sink
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Deps are the shared services a sink runs on.
+type Deps struct {
+	// NewClient builds a Kafka client with the worker's connection settings
+	// plus opts (the sink's consumer options). The sink closes it.
+	NewClient func(opts ...kgo.Opt) (*kgo.Client, error)
+	// Decoder resolves schema ids and decodes Avro payloads.
+	Decoder Decoder
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// GroupName is the consumer group whose offsets the sink commits after each
+// batch, only so that lag shows in standard Kafka tools. The sink never
+// consumes through the group: its positions live in the target database.
+func GroupName(sink string) string { return "tributary-sink-" + sink }
+
+// Run consumes the spec's topics and applies them to target until ctx is
+// done (it then applies what it has already consumed and returns nil) or
+// a failure stops it (returned, naming what and where). The target is
+// connected by Run and closed when Run returns.
+func Run(ctx context.Context, spec Spec, target Target, deps Deps) error {
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("sink %s: invalid config: %w", spec.Name, err)
+	}
+	spec = spec.withDefaults()
+	if deps.NewClient == nil || deps.Decoder == nil {
+		return fmt.Errorf("sink %s: Deps.NewClient and Deps.Decoder are required", spec.Name)
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("sink", spec.Name)
+	m := deps.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	r := &runner{
+		spec:      spec,
+		target:    target,
+		deps:      deps,
+		log:       log,
+		m:         m,
+		known:     map[TopicPartition]bool{},
+		committed: map[TopicPartition]int64{},
+		missing:   map[string]bool{},
+	}
+	if spec.TopicsRegex != "" {
+		r.regex = regexp.MustCompile("^(?:" + spec.TopicsRegex + ")$")
+	}
+	format := spec.TableNameFormat
+	if format == "" {
+		format = target.DefaultTableNameFormat()
+	}
+	r.dec = &decoder{
+		sink:      spec.Name,
+		dec:       deps.Decoder,
+		log:       log,
+		format:    format,
+		split:     true,
+		insert:    spec.InsertMode == "insert",
+		include:   newFieldFilter(spec.FieldsInclude),
+		exclude:   newFieldFilter(spec.FieldsExclude),
+		envelopes: map[int]*envelopeInfo{},
+		keys:      map[int]*keyInfo{},
+		tables:    map[string]*tableState{},
+		bindings:  map[bindingKey]*binding{},
+	}
+	r.resetBatch()
+	defer target.Close()
+	err := r.run(ctx)
+	if err != nil {
+		m.Errors.WithLabelValues(spec.Name).Inc()
+	}
+	return err
+}
+
+type runner struct {
+	spec   Spec
+	target Target
+	deps   Deps
+	log    *slog.Logger
+	m      *Metrics
+	regex  *regexp.Regexp
+	dec    *decoder
+	cl     *kgo.Client
+	adm    *kadm.Client
+
+	known     map[TopicPartition]bool
+	committed map[TopicPartition]int64 // next offsets stored in the target
+	missing   map[string]bool          // listed topics not yet created (logged once)
+	dlqReady  bool
+	// startedBefore is true once the sink stored its first positions.
+	startedBefore bool
+
+	b batch
+}
+
+// batch is what was consumed since the last commit.
+type batch struct {
+	records int
+	first   time.Time
+	next    map[TopicPartition]int64
+	changes map[*tableState][]Change
+	order   []*tableState
+	dlq     []*kgo.Record
+}
+
+func (r *runner) resetBatch() {
+	r.b = batch{next: map[TopicPartition]int64{}, changes: map[*tableState][]Change{}}
+}
+
+func (r *runner) run(ctx context.Context) error {
+	name := r.spec.Name
+	if err := r.target.Connect(ctx); err != nil {
+		return fmt.Errorf("sink %s: %w", name, err)
+	}
+	stored, err := r.loadOffsets(ctx)
+	if err != nil {
+		return fmt.Errorf("sink %s: loading offsets from %s: %w", name, OffsetsTable, err)
+	}
+	// The marker row says the sink started before: "start: latest" only
+	// applies to its very first start.
+	marker := TopicPartition{Topic: "", Partition: -1}
+	_, r.startedBefore = stored[marker]
+	delete(stored, marker)
+	r.committed = stored
+	if len(stored) > 0 {
+		r.log.Info("resuming from offsets stored in the target", "partitions", len(stored))
+	}
+	cl, err := r.deps.NewClient(
+		kgo.FetchMaxBytes(r.spec.FetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(min(r.spec.FetchMaxBytes, 8<<20)),
+		// A stored offset below the log start means records were deleted
+		// before this copy applied them: say so instead of silently
+		// resetting (invariant 7).
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	if err != nil {
+		return fmt.Errorf("sink %s: creating Kafka client: %w", name, err)
+	}
+	r.cl = cl
+	r.adm = kadm.NewClient(cl)
+	defer cl.Close()
+
+	if err := r.discover(ctx, true); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("sink %s: %w", name, err)
+	}
+	nextRefresh := time.Now().Add(r.spec.TopicRefreshInterval)
+	for {
+		if ctx.Err() != nil {
+			return r.shutdown(ctx)
+		}
+		wait := time.Until(nextRefresh)
+		if r.b.records > 0 {
+			wait = min(wait, time.Until(r.b.first.Add(r.spec.FlushInterval)))
+		}
+		if err := r.poll(ctx, max(wait, time.Millisecond)); err != nil {
+			if ctx.Err() != nil {
+				return r.shutdown(ctx)
+			}
+			return err
+		}
+		if r.b.records >= r.spec.BatchSize || r.b.records > 0 && time.Since(r.b.first) >= r.spec.FlushInterval {
+			if err := r.flush(ctx); err != nil {
+				if ctx.Err() != nil && !isRecordError(err) {
+					r.log.Info("stopped while applying a batch; it was rolled back and will be applied again on restart")
+					return nil
+				}
+				return err
+			}
+		}
+		if !time.Now().Before(nextRefresh) {
+			if err := r.discover(ctx, false); err != nil {
+				if ctx.Err() != nil {
+					return r.shutdown(ctx)
+				}
+				r.log.Warn("looking for new topics and partitions failed; will retry", "err", err)
+			}
+			nextRefresh = time.Now().Add(r.spec.TopicRefreshInterval)
+		}
+	}
+}
+
+func isRecordError(err error) bool {
+	var re *RecordError
+	return errors.As(err, &re)
+}
+
+// shutdown applies what was consumed, within ShutdownTimeout.
+func (r *runner) shutdown(ctx context.Context) error {
+	if r.b.records == 0 {
+		return nil
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.spec.ShutdownTimeout)
+	defer cancel()
+	if err := r.flush(fctx); err != nil {
+		return fmt.Errorf("sink %s: final flush on shutdown: %w", r.spec.Name, err)
+	}
+	return nil
+}
+
+func (r *runner) loadOffsets(ctx context.Context) (map[TopicPartition]int64, error) {
+	tx, err := r.target.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	offs, err := tx.LoadOffsets(ctx, r.spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	if offs == nil {
+		offs = map[TopicPartition]int64{}
+	}
+	return offs, nil
+}
+
+// discover finds the partitions to consume and starts the new ones at their
+// stored offset, or where Spec.Start says.
+func (r *runner) discover(ctx context.Context, first bool) error {
+	var details kadm.TopicDetails
+	var err error
+	if r.regex == nil {
+		details, err = r.adm.ListTopics(ctx, r.spec.Topics...)
+	} else {
+		details, err = r.adm.ListTopics(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("listing topics: %w", err)
+	}
+	add := map[string]map[int32]kgo.Offset{}
+	var atEnd []string
+	for _, topic := range details.Names() {
+		td := details[topic]
+		if r.regex != nil && (!r.regex.MatchString(topic) || strings.HasPrefix(topic, "_") || topic == r.spec.DLQTopic) {
+			continue
+		}
+		if td.Err != nil {
+			if errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+				if !r.missing[topic] {
+					r.missing[topic] = true
+					r.log.Info("topic does not exist yet; it will be consumed from its start once created", "topic", topic)
+				}
+				continue
+			}
+			return fmt.Errorf("topic %s: %w", topic, td.Err)
+		}
+		for _, p := range td.Partitions.Numbers() {
+			tp := TopicPartition{topic, p}
+			if r.known[tp] {
+				continue
+			}
+			var off kgo.Offset
+			if next, ok := r.committed[tp]; ok {
+				off = kgo.NewOffset().At(next)
+			} else if first && r.spec.Start == "latest" && !r.startedBefore {
+				if !slices.Contains(atEnd, topic) {
+					atEnd = append(atEnd, topic)
+				}
+				continue
+			} else {
+				off = kgo.NewOffset().AtStart()
+			}
+			if add[topic] == nil {
+				add[topic] = map[int32]kgo.Offset{}
+			}
+			add[topic][p] = off
+		}
+	}
+	if first && !r.startedBefore {
+		if err := r.startAtEnd(ctx, atEnd, add); err != nil {
+			return err
+		}
+	}
+	n := 0
+	for topic, ps := range add {
+		for p := range ps {
+			r.known[TopicPartition{topic, p}] = true
+			n++
+		}
+	}
+	if n > 0 {
+		r.log.Info("consuming partitions", "new", n, "total", len(r.known))
+		r.cl.AddConsumePartitions(add)
+	}
+	return nil
+}
+
+// startAtEnd runs on the sink's very first start. It resolves "start:
+// latest" to exact offsets and stores them at once, so a restart continues
+// from there instead of skipping what was written while the sink was down,
+// and stores the marker row (topic "", partition -1) that says the sink has
+// started, so partitions that appear later are read from their start.
+func (r *runner) startAtEnd(ctx context.Context, topics []string, add map[string]map[int32]kgo.Offset) error {
+	store := map[TopicPartition]int64{{Topic: "", Partition: -1}: 0}
+	if len(topics) > 0 {
+		ends, err := r.adm.ListEndOffsets(ctx, topics...)
+		if err != nil {
+			return fmt.Errorf("listing end offsets for start: latest: %w", err)
+		}
+		if err := ends.Error(); err != nil {
+			return fmt.Errorf("listing end offsets for start: latest: %w", err)
+		}
+		ends.Each(func(o kadm.ListedOffset) {
+			tp := TopicPartition{o.Topic, o.Partition}
+			if r.known[tp] {
+				return
+			}
+			if _, ok := r.committed[tp]; ok {
+				return
+			}
+			store[tp] = o.Offset
+			if add[o.Topic] == nil {
+				add[o.Topic] = map[int32]kgo.Offset{}
+			}
+			add[o.Topic][o.Partition] = kgo.NewOffset().At(o.Offset)
+		})
+	}
+	tx, err := r.target.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("storing start offsets: %w", err)
+	}
+	if err := tx.StoreOffsets(ctx, r.spec.Name, store); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return fmt.Errorf("storing start offsets: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("storing start offsets: %w", err)
+	}
+	for tp, o := range store {
+		if tp.Partition >= 0 {
+			r.committed[tp] = o
+		}
+	}
+	r.startedBefore = true
+	return nil
+}
+
+// poll waits up to wait for records and adds them to the batch.
+func (r *runner) poll(ctx context.Context, wait time.Duration) error {
+	pctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	n := min(r.spec.MaxPollRecords, r.spec.BatchSize-r.b.records)
+	if n <= 0 {
+		return nil
+	}
+	fetches := r.cl.PollRecords(pctx, n)
+	if fetches.IsClientClosed() {
+		return fmt.Errorf("sink %s: Kafka client closed", r.spec.Name)
+	}
+	for _, fe := range fetches.Errors() {
+		switch {
+		case errors.Is(fe.Err, context.DeadlineExceeded), errors.Is(fe.Err, context.Canceled):
+		case errors.Is(fe.Err, kerr.OffsetOutOfRange):
+			next, ok := r.committed[TopicPartition{fe.Topic, fe.Partition}]
+			where := "its start"
+			if ok {
+				where = "offset " + strconv.FormatInt(next, 10)
+			}
+			return fmt.Errorf("sink %s: topic %s partition %d: %s, where this sink resumes, is no longer in the log (records were deleted by retention before the sink applied them); replay the sink from offset zero: %w",
+				r.spec.Name, fe.Topic, fe.Partition, where, fe.Err)
+		default:
+			r.log.Warn("fetch error; the client retries", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+		}
+	}
+	var addErr error
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if addErr != nil || len(p.Records) == 0 {
+			return
+		}
+		for _, kr := range p.Records {
+			if addErr = r.add(ctx, kr); addErr != nil {
+				return
+			}
+		}
+		last := p.Records[len(p.Records)-1].Offset + 1
+		r.m.Lag.WithLabelValues(r.spec.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last, 0)))
+	})
+	return addErr
+}
+
+// add decodes one record into the batch.
+func (r *runner) add(ctx context.Context, kr *kgo.Record) error {
+	rec := &Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Key: kr.Key, Value: kr.Value}
+	for _, h := range kr.Headers {
+		rec.Headers = append(rec.Headers, Header{Key: h.Key, Value: h.Value})
+	}
+	if r.b.records == 0 {
+		r.b.first = time.Now()
+	}
+	r.b.records++
+	r.b.next[TopicPartition{kr.Topic, kr.Partition}] = kr.Offset + 1
+	r.m.Records.WithLabelValues(r.spec.Name, kr.Topic).Inc()
+	t, ch, err := r.dec.decode(ctx, rec)
+	if err != nil {
+		var re *recordErr
+		if errors.As(err, &re) {
+			return r.reject(rec, re.stage, re.err)
+		}
+		return fmt.Errorf("sink %s: record at %s: %w", r.spec.Name, rec.where(), err)
+	}
+	if ch == nil {
+		return nil
+	}
+	if _, ok := r.b.changes[t]; !ok {
+		r.b.order = append(r.b.order, t)
+	}
+	r.b.changes[t] = append(r.b.changes[t], *ch)
+	return nil
+}
+
+// reject handles a record that cannot be applied: the error that stops the
+// sink, or a dead letter.
+func (r *runner) reject(rec *Record, stage string, cause error) error {
+	if r.spec.ErrorsTolerance != "all" {
+		return &RecordError{Sink: r.spec.Name, Record: rec, Stage: stage, Err: cause}
+	}
+	r.log.Warn("record sent to the dead-letter topic", "dlq", r.spec.DLQTopic, "topic", rec.Topic,
+		"partition", rec.Partition, "offset", rec.Offset, "key", rec.KeyText, "stage", stage, "err", cause)
+	r.b.dlq = append(r.b.dlq, r.deadLetter(rec, stage, cause))
+	r.m.DeadLetters.WithLabelValues(r.spec.Name, rec.Topic).Inc()
+	return nil
+}
+
+// Dead-letter headers, as Kafka Connect writes them with
+// errors.deadletterqueue.context.headers.enable=true.
+const (
+	HeaderErrTopic          = "__connect.errors.topic"
+	HeaderErrPartition      = "__connect.errors.partition"
+	HeaderErrOffset         = "__connect.errors.offset"
+	HeaderErrConnector      = "__connect.errors.connector.name"
+	HeaderErrTask           = "__connect.errors.task.id"
+	HeaderErrStage          = "__connect.errors.stage"
+	HeaderErrClass          = "__connect.errors.class.name"
+	HeaderErrExceptionClass = "__connect.errors.exception.class.name"
+	HeaderErrExceptionMsg   = "__connect.errors.exception.message"
+)
+
+func (r *runner) deadLetter(rec *Record, stage string, cause error) *kgo.Record {
+	hs := make([]kgo.RecordHeader, 0, len(rec.Headers)+9)
+	for _, h := range rec.Headers {
+		hs = append(hs, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
+	add(HeaderErrTopic, rec.Topic)
+	add(HeaderErrPartition, strconv.Itoa(int(rec.Partition)))
+	add(HeaderErrOffset, strconv.FormatInt(rec.Offset, 10))
+	add(HeaderErrConnector, r.spec.Name)
+	add(HeaderErrTask, "0")
+	add(HeaderErrStage, stage)
+	add(HeaderErrClass, fmt.Sprintf("%T", r.target))
+	add(HeaderErrExceptionClass, fmt.Sprintf("%T", rootCause(cause)))
+	add(HeaderErrExceptionMsg, cause.Error())
+	return &kgo.Record{Topic: r.spec.DLQTopic, Key: rec.Key, Value: rec.Value, Headers: hs}
+}
+
+// flush applies the batch and its offsets in one target transaction.
+func (r *runner) flush(ctx context.Context) error {
+	if r.b.records == 0 {
+		return nil
+	}
+	start := time.Now()
+	for _, t := range r.b.order {
+		if t.ensured || len(t.spec.Columns) == 0 {
+			// No columns: only truncates of a table this run has not seen
+			// rows of; the target truncates it if it exists.
+			continue
+		}
+		if err := r.target.EnsureTable(ctx, t.spec); err != nil {
+			return fmt.Errorf("sink %s: creating or evolving table %s: %w", r.spec.Name, t.spec.QualifiedName(), err)
+		}
+		t.ensured = true
+	}
+	counts, err := r.apply(ctx, false)
+	if err != nil && ctx.Err() == nil && r.target.Rejected(err) {
+		r.log.Info("the target rejected a change of the batch; applying it change by change to find it", "err", err)
+		counts, err = r.apply(ctx, true)
+	}
+	if err != nil {
+		if isRecordError(err) {
+			return err
+		}
+		return fmt.Errorf("sink %s: %w", r.spec.Name, err)
+	}
+	for tp, o := range r.b.next {
+		r.committed[tp] = o
+	}
+	r.m.Batches.WithLabelValues(r.spec.Name).Inc()
+	r.m.BatchSeconds.WithLabelValues(r.spec.Name).Observe(time.Since(start).Seconds())
+	for op, n := range counts {
+		r.m.Changes.WithLabelValues(r.spec.Name, op.String()).Add(float64(n))
+	}
+	r.commitGroup(ctx, r.b.next)
+	r.log.Debug("batch committed", "records", r.b.records, "tables", len(r.b.order), "took", time.Since(start))
+	r.resetBatch()
+	return nil
+}
+
+// apply runs one attempt at the batch. isolate applies every change alone,
+// under a savepoint, so a rejected one is found, reported or dead-lettered,
+// and the rest still commit.
+func (r *runner) apply(ctx context.Context, isolate bool) (map[Op]int, error) {
+	tx, err := r.target.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("beginning transaction: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	counts := map[Op]int{}
+	for _, t := range r.b.order {
+		changes := r.b.changes[t]
+		if !isolate {
+			red := reduce(t, changes)
+			if err := tx.Apply(ctx, t.spec, red); err != nil {
+				return nil, fmt.Errorf("applying %d changes to table %s: %w", len(red), t.spec.QualifiedName(), err)
+			}
+			for _, c := range red {
+				counts[c.Op]++
+			}
+			continue
+		}
+		for i := range changes {
+			c := changes[i : i+1]
+			const sp = "tributary_change"
+			if err := tx.Savepoint(ctx, sp); err != nil {
+				return nil, fmt.Errorf("savepoint: %w", err)
+			}
+			if err := tx.Apply(ctx, t.spec, c); err != nil {
+				if ctx.Err() != nil || !r.target.Rejected(err) {
+					return nil, fmt.Errorf("applying %s to table %s (record at %s): %w", c[0].Op, t.spec.QualifiedName(), c[0].Rec.where(), err)
+				}
+				if rerr := tx.RollbackTo(ctx, sp); rerr != nil {
+					return nil, fmt.Errorf("rolling back to savepoint: %w", rerr)
+				}
+				if rerr := tx.Release(ctx, sp); rerr != nil {
+					return nil, fmt.Errorf("releasing savepoint: %w", rerr)
+				}
+				cause := fmt.Errorf("table %s rejected the %s: %w", t.spec.QualifiedName(), c[0].Op, err)
+				if rerr := r.reject(c[0].Rec, "TASK_PUT", cause); rerr != nil {
+					return nil, rerr
+				}
+				continue
+			}
+			if err := tx.Release(ctx, sp); err != nil {
+				return nil, fmt.Errorf("releasing savepoint: %w", err)
+			}
+			counts[c[0].Op]++
+		}
+	}
+	if err := r.produceDeadLetters(ctx); err != nil {
+		return nil, err
+	}
+	if err := tx.StoreOffsets(ctx, r.spec.Name, r.b.next); err != nil {
+		return nil, fmt.Errorf("storing offsets in %s: %w", OffsetsTable, err)
+	}
+	done = true
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("committing batch: %w", err)
+	}
+	return counts, nil
+}
+
+// produceDeadLetters writes the batch's dead letters and waits for the log
+// to acknowledge them: only then may the offsets that skip them commit.
+func (r *runner) produceDeadLetters(ctx context.Context) error {
+	if len(r.b.dlq) == 0 {
+		return nil
+	}
+	// Dead letters found while decoding come before those the target
+	// rejected; the topic is easier to read in log order.
+	slices.SortStableFunc(r.b.dlq, func(a, b *kgo.Record) int {
+		return cmp.Or(
+			strings.Compare(header(a, HeaderErrTopic), header(b, HeaderErrTopic)),
+			cmpInt(header(a, HeaderErrPartition), header(b, HeaderErrPartition)),
+			cmpInt(header(a, HeaderErrOffset), header(b, HeaderErrOffset)))
+	})
+	if !r.dlqReady {
+		_, err := r.adm.CreateTopic(ctx, 1, -1, nil, r.spec.DLQTopic)
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("creating dead-letter topic %s: %w", r.spec.DLQTopic, err)
+		}
+		r.dlqReady = true
+	}
+	if err := r.cl.ProduceSync(ctx, r.b.dlq...).FirstErr(); err != nil {
+		return fmt.Errorf("producing %d records to dead-letter topic %s: %w", len(r.b.dlq), r.spec.DLQTopic, err)
+	}
+	r.b.dlq = r.b.dlq[:0]
+	return nil
+}
+
+// commitGroup mirrors the committed positions into the consumer group, for
+// lag tools only: a failure is logged, never fatal.
+func (r *runner) commitGroup(ctx context.Context, next map[TopicPartition]int64) {
+	offs := kadm.Offsets{}
+	for tp, o := range next {
+		offs.Add(kadm.Offset{Topic: tp.Topic, Partition: tp.Partition, At: o, LeaderEpoch: -1})
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := r.adm.CommitOffsets(cctx, GroupName(r.spec.Name), offs)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("committing consumer-group offsets (for lag visibility only) failed", "group", GroupName(r.spec.Name), "err", err)
+	}
+}
+
+func header(r *kgo.Record, key string) string {
+	for i := len(r.Headers) - 1; i >= 0; i-- {
+		if r.Headers[i].Key == key {
+			return string(r.Headers[i].Value)
+		}
+	}
+	return ""
+}
+
+func cmpInt(a, b string) int {
+	x, _ := strconv.ParseInt(a, 10, 64)
+	y, _ := strconv.ParseInt(b, 10, 64)
+	return cmp.Compare(x, y)
+}
