@@ -329,6 +329,20 @@ func TestUpsertDeleteTruncateAndPrimaryKeyChange(t *testing.T) {
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
+
+	// A truncate as the first event of a run (no row event has described
+	// the table yet) still empties the existing copy.
+	trunc2, err := enc.Record("t", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.produce(trunc2)
+	r = start(context.Background(), e.spec("copy", topic), e.target(), e.deps())
+	waitOffsets(t, db, r, "copy", map[string]int64{topic + "/0": 15})
+	eq(t, "rows after a lone truncate", queryRows(t, db, `SELECT id FROM public_customers`), nil)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestDebeziumTypesToSQLite(t *testing.T) {

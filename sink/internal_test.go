@@ -1,0 +1,208 @@
+package sink
+
+import (
+	"math/big"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hamba/avro/v2"
+)
+
+func TestDecimalText(t *testing.T) {
+	cases := []struct {
+		b     []byte
+		scale int
+		want  string
+	}{
+		{[]byte{0x30, 0x39}, 2, "123.45"},
+		{[]byte{0xcf, 0xc7}, 2, "-123.45"},
+		{[]byte{0x05}, 3, "0.005"},
+		{[]byte{0xfb}, 3, "-0.005"},
+		{[]byte{0x00}, 0, "0"},
+		{[]byte{0x01}, -2, "100"},
+		{[]byte{}, 2, "0.00"},
+	}
+	for _, c := range cases {
+		got, err := decimalText(c.b, c.scale)
+		if err != nil || got != c.want {
+			t.Errorf("decimalText(%x, %d) = %q, %v; want %q", c.b, c.scale, got, err, c.want)
+		}
+	}
+	r, _ := new(big.Rat).SetString("-1234.5")
+	if got, _ := decimalText(r, 2); got != "-1234.50" {
+		t.Errorf("decimal from *big.Rat = %q", got)
+	}
+}
+
+func TestBitString(t *testing.T) {
+	// Debezium sends bits little-endian: byte 0 holds bits 0..7.
+	if got := bitString([]byte{0x0a}, 4); got != "1010" {
+		t.Errorf("bitString = %q", got)
+	}
+	if got := bitString([]byte{0x01, 0x01}, 10); got != "0100000001" {
+		t.Errorf("bitString 10 = %q", got)
+	}
+	if n, err := BitsUint64("1010"); err != nil || n != 10 {
+		t.Errorf("BitsUint64 = %d, %v", n, err)
+	}
+}
+
+func TestNativeValues(t *testing.T) {
+	ts := time.Date(2020, 5, 6, 7, 8, 9, 123456000, time.UTC)
+	cases := []struct {
+		typ  ColumnType
+		in   any
+		want any
+	}{
+		{ColumnType{Kind: KindDate, ConnectName: cnDate}, 18388, time.Date(2020, 5, 6, 0, 0, 0, 0, time.UTC)},
+		{ColumnType{Kind: KindTimestamp, ConnectName: cnMicroTimestamp}, ts.UnixMicro(), ts},
+		{ColumnType{Kind: KindTimestamp, ConnectName: cnTimestamp}, ts.UnixMilli(), ts.Truncate(time.Millisecond)},
+		{ColumnType{Kind: KindTimestamp, ConnectName: cnNanoTimestamp}, ts.UnixNano(), ts},
+		{ColumnType{Kind: KindTime, ConnectName: cnTime}, 1500, 1500 * time.Millisecond},
+		{ColumnType{Kind: KindTime, ConnectName: cnMicroTime}, int64(1500), 1500 * time.Microsecond},
+		{ColumnType{Kind: KindTimestampTZ, ConnectName: cnZonedTimestamp}, "2020-05-06T07:08:09.123456Z", ts},
+		{ColumnType{Kind: KindInterval}, int64(2_000_000), 2 * time.Second},
+		{ColumnType{Kind: KindInt16}, 7, int64(7)},
+		{ColumnType{Kind: KindVarDecimal}, map[string]any{"scale": 3, "value": []byte{0x04, 0xd2}}, "1.234"},
+		// A union value as hamba/avro's generic decoder wraps it.
+		{ColumnType{Kind: KindString}, map[string]any{"string": "x"}, "x"},
+		{ColumnType{Kind: KindArray, Elem: &ColumnType{Kind: KindInt32}}, []any{1, nil, map[string]any{"int": 3}}, []any{int64(1), nil, int64(3)}},
+		{ColumnType{Kind: KindBits, BitLength: 3}, []byte{0x05}, "101"},
+	}
+	for _, c := range cases {
+		got, err := nativeValue(c.in, &c.typ)
+		if err != nil {
+			t.Errorf("%v(%v): %v", c.typ.Kind, c.in, err)
+			continue
+		}
+		if gt, ok := got.(time.Time); ok {
+			if !gt.Equal(c.want.(time.Time)) {
+				t.Errorf("%v(%v) = %v, want %v", c.typ.Kind, c.in, got, c.want)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%v(%v) = %#v, want %#v", c.typ.Kind, c.in, got, c.want)
+		}
+	}
+	if _, err := nativeValue("yesterday", &ColumnType{Kind: KindTimestampTZ, ConnectName: cnZonedTimestamp}); err == nil {
+		t.Error("a bad ZonedTimestamp must fail")
+	}
+	if _, err := nativeValue("x", &ColumnType{Kind: KindInt64}); err == nil {
+		t.Error("a string for an int64 column must fail")
+	}
+}
+
+func TestColumnTypeFromDebeziumSchema(t *testing.T) {
+	s := avro.MustParse(`{"type":"bytes","scale":2,"precision":10,"connect.version":1,
+		"connect.parameters":{"scale":"2","connect.decimal.precision":"10","__debezium.source.column.type":"numeric","__debezium.source.column.length":"10","__debezium.source.column.scale":"2"},
+		"connect.name":"org.apache.kafka.connect.data.Decimal","logicalType":"decimal"}`)
+	ct, err := columnType(s, DialectPostgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct.Kind != KindDecimal || ct.Native != "NUMERIC" || ct.Length != 10 || ct.Scale != 2 || ct.Precision != 10 || ct.DecimalScale != 2 {
+		t.Fatalf("decimal column type = %+v", ct)
+	}
+	s = avro.MustParse(`{"type":"int","connect.type":"int16"}`)
+	if ct, _ := columnType(s, ""); ct.Kind != KindInt16 || ct.Length != -1 {
+		t.Fatalf("int16 = %+v", ct)
+	}
+	s = avro.MustParse(`{"type":"array","items":["null",{"type":"string","connect.version":1,"connect.name":"io.debezium.data.Uuid"}]}`)
+	if ct, _ := columnType(s, ""); ct.Kind != KindArray || ct.Elem.Kind != KindUUID {
+		t.Fatalf("uuid[] = %+v", ct)
+	}
+}
+
+func TestReduce(t *testing.T) {
+	ts := &tableState{spec: &TableSpec{}, colsets: map[string]*ColSet{}, keyed: true}
+	id := &ColumnSpec{Name: "id", Key: true}
+	a := &ColumnSpec{Name: "a"}
+	big := &ColumnSpec{Name: "big"}
+	full := ts.intern([]*ColumnSpec{id, a, big})
+	partial := ts.intern([]*ColumnSpec{id, a})
+	up := func(k int64, av string, bv any) Change {
+		if bv == nil {
+			return Change{Op: OpUpsert, Key: []any{k}, Cols: partial, Row: []any{k, av}}
+		}
+		return Change{Op: OpUpsert, Key: []any{k}, Cols: full, Row: []any{k, av, bv}}
+	}
+	del := func(k int64) Change { return Change{Op: OpDelete, Key: []any{k}} }
+	show := func(cs []Change) []string {
+		var out []string
+		for _, c := range cs {
+			s := c.Op.String()
+			if c.Key != nil {
+				s += " " + keyString(c.Key)
+			}
+			if c.Cols != nil {
+				for i, col := range c.Cols.Columns {
+					s += " " + col.Name + "=" + anyString(c.Row[i])
+				}
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	got := show(reduce(ts, []Change{
+		up(1, "x", "B1"), up(2, "y", "B2"), up(1, "x2", nil), // TOAST column unchanged: keeps B1
+		del(2), up(3, "z", "B3"), del(3), up(3, "z2", "B3b"),
+	}))
+	want := []string{"upsert 1 id=1 a=x2 big=B1", "delete 2", "upsert 3 id=3 a=z2 big=B3b"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("reduce:\n got  %q\n want %q", got, want)
+	}
+	trunc := Change{Op: OpTruncate}
+	got = show(reduce(ts, []Change{up(1, "x", "B"), del(2), trunc, up(4, "w", "B4")}))
+	want = []string{"truncate", "upsert 4 id=4 a=w big=B4"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("reduce with truncate:\n got  %q\n want %q", got, want)
+	}
+	// insert.mode insert: a delete then an insert of the same key must
+	// replace the row, since the delete is dropped.
+	ins := up(5, "v", "B5")
+	ins.Op = OpInsert
+	got = show(reduce(ts, []Change{del(5), ins}))
+	if want := []string{"upsert 5 id=5 a=v big=B5"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("delete+insert: got %q want %q", got, want)
+	}
+}
+
+func keyString(k []any) string {
+	s := ""
+	for _, v := range k {
+		s += anyString(v)
+	}
+	return s
+}
+
+func anyString(v any) string {
+	switch x := v.(type) {
+	case int64:
+		return big.NewInt(x).String()
+	case string:
+		return x
+	}
+	return "?"
+}
+
+func TestTableName(t *testing.T) {
+	d := &decoder{format: "${source.schema}.${source.table}"}
+	src := map[string]any{"db": "shop", "schema": "public", "table": "orders"}
+	if n, err := d.tableName("p.public.orders", src); err != nil || n != "public.orders" {
+		t.Fatalf("pg: %q %v", n, err)
+	}
+	// MySQL events have no schema: the database stands in.
+	if n, _ := d.tableName("p.shop.orders", map[string]any{"db": "shop", "table": "orders"}); n != "shop.orders" {
+		t.Fatalf("mysql: %q", n)
+	}
+	d.format = "${topic}"
+	if n, _ := d.tableName("a.b.c", nil); n != "a.b.c" {
+		t.Fatalf("topic: %q", n)
+	}
+	d.format = "x_${source.table}"
+	if _, err := d.tableName("single", nil); err == nil {
+		t.Fatal("want an error when the table cannot be known")
+	}
+}
