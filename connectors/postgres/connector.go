@@ -195,6 +195,10 @@ func (c *connector) Run(ctx context.Context, rt source.Runtime) error {
 			return err
 		}
 		if c.cfg.Snapshot == SnapshotInitialOnly {
+			if res.replConn != nil {
+				// Closing the session drops the temporary slot.
+				_ = res.replConn.Close(context.WithoutCancel(ctx))
+			}
 			c.log.Info("initial_only: snapshot complete, not streaming; the temporary slot is released", "slot", c.slot)
 			return nil
 		}

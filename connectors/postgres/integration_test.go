@@ -44,11 +44,15 @@ func withDatabase(t *testing.T, raw, db string, params map[string]string) string
 		t.Fatal(err)
 	}
 	u.Path = "/" + db
-	q := u.Query()
+	// Encoded by hand: pgx does not read '+' in a query as a space.
+	q := u.RawQuery
 	for k, v := range params {
-		q.Set(k, v)
+		if q != "" {
+			q += "&"
+		}
+		q += url.QueryEscape(k) + "=" + strings.ReplaceAll(url.QueryEscape(v), "+", "%20")
 	}
-	u.RawQuery = q.Encode()
+	u.RawQuery = q
 	return u.String()
 }
 
@@ -174,6 +178,10 @@ func (r *running) failed() error {
 
 // runToError runs a connector that must fail at start and returns its error.
 func runToError(t *testing.T, name string, cfg *Config) error {
+	return runToErrorFrom(t, name, cfg, nil)
+}
+
+func runToErrorFrom(t *testing.T, name string, cfg *Config, offset map[string]any) error {
 	t.Helper()
 	conn, err := driver{}.Open(name, cfg, newFakeRuntime(t, nil).log)
 	if err != nil {
@@ -181,7 +189,7 @@ func runToError(t *testing.T, name string, cfg *Config) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err = conn.Run(ctx, newFakeRuntime(t, nil))
+	err = conn.Run(ctx, newFakeRuntime(t, offset))
 	if err == nil {
 		t.Fatal("Run returned nil, want an error")
 	}
@@ -536,11 +544,11 @@ func TestIntegrationChangeEvents(t *testing.T) {
 
 	big := strings.Repeat("0123456789abcdef", 1000) // 16 kB: TOASTed
 	d.exec(`INSERT INTO docs VALUES (1, 'one', $1, 1)`, big)
-	d.exec(`UPDATE docs SET title = 'uno' WHERE id = 1`)      // body unchanged and TOASTed
-	d.exec(`UPDATE docs SET id = 2 WHERE id = 1`)             // key change
-	d.exec(`DELETE FROM docs WHERE id = 2`)                   // delete + tombstone
-	d.exec(`INSERT INTO full_docs VALUES (1, $1, 1)`, big)    //
-	d.exec(`UPDATE full_docs SET n = 2 WHERE id = 1`)         // FULL: before complete, body from old row
+	d.exec(`UPDATE docs SET title = 'uno' WHERE id = 1`)   // body unchanged and TOASTed
+	d.exec(`UPDATE docs SET id = 2 WHERE id = 1`)          // key change
+	d.exec(`DELETE FROM docs WHERE id = 2`)                // delete + tombstone
+	d.exec(`INSERT INTO full_docs VALUES (1, $1, 1)`, big) //
+	d.exec(`UPDATE full_docs SET n = 2 WHERE id = 1`)      // FULL: before complete, body from old row
 	d.exec(`INSERT INTO docs VALUES (3, 'three', 'small', 3)`)
 	d.exec(`TRUNCATE docs`)
 	evs := r.waitEvents(30*time.Second, "truncate", func(evs []event) bool {
@@ -668,8 +676,8 @@ func TestIntegrationLargeStreamedTransaction(t *testing.T) {
 			}
 		}
 	}
-	if ids[0] != -5 || ids[1] != 1 || ids[10000] != 10001 || ids[len(ids)-1] != -1 {
-		t.Fatalf("order: first %v, [10000]=%d, last %d", ids[:3], ids[10000], ids[len(ids)-1])
+	if ids[0] != -5 || ids[1] != 1 || ids[10001] != 10001 || ids[len(ids)-1] != -1 {
+		t.Fatalf("order: first %v, [10001]=%d, last %d", ids[:3], ids[10001], ids[len(ids)-1])
 	}
 	for _, e := range evs {
 		if e.Op == "c" && e.After["id"].(int64) > 0 && e.Source["txId"].(int64) != bigTx {
@@ -807,7 +815,7 @@ func TestIntegrationInitialOnlyAndWhenNeeded(t *testing.T) {
 	// An offset without its slot: initial refuses, when_needed snapshots again.
 	off := rt.lastCheckpoint()
 	cfg.Snapshot = SnapshotInitial
-	err = runToError(t, name, cfg)
+	err = runToErrorFrom(t, name, cfg, off)
 	if !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "when_needed") {
 		t.Fatalf("initial with a missing slot: %v", err)
 	}
@@ -859,6 +867,7 @@ func TestIntegrationBadInputs(t *testing.T) {
 		cfg.URL = u.String()
 		err := runToError(t, "bad_"+d.name, cfg)
 		msg := err.Error()
+		t.Log(msg)
 		if !strings.Contains(msg, "127.0.0.1:55432") && !strings.Contains(msg, u.Host) || !strings.Contains(msg, u.User.Username()) ||
 			!strings.Contains(msg, "authentication failed") || strings.Contains(msg, "definitely-wrong-pw") {
 			t.Fatalf("wrong password error: %v", err)

@@ -156,8 +156,8 @@ func TestStreamerEventsFromMessages(t *testing.T) {
 		mRelation(nil, 16500, "public", "other", 'd', relCol{true, "id", 23}), // not captured
 		mInsert(nil, 16400, "1", "alpha", "10"),
 		mInsert(nil, 16500, "9"),
-		mUpdate(16400, 0, nil, "1", toast, "11"),                               // TOAST unchanged, key same
-		mUpdate(16400, 'K', []any{"1", nil, nil}, "2", "beta", "11"),           // key change
+		mUpdate(16400, 0, nil, "1", toast, "11"),                     // TOAST unchanged, key same
+		mUpdate(16400, 'K', []any{"1", nil, nil}, "2", "beta", "11"), // key change
 		mDelete(16400, 'K', "2", nil, nil),
 		mCommit(1100, 1110, ts),
 	)
