@@ -181,22 +181,67 @@ func (c *Connector) unmarshalNode(d *decoder, n ast.Node, path string, at *token
 }
 
 // Decode fills into, a pointer to the connector's config struct (typically
-// from Driver.NewConfig), from this entry's keys other than name and type:
-// `default` tags fill absent keys, unknown keys are rejected, and then
-// into.Validate() runs when it exists. Every error is a *Error (several are
-// errors.Join-ed) naming the file, line and key, e.g.
-// "pipeline.yaml:12:5: sources[0].slot: must match [a-z0-9_]+".
-func (c *Connector) Decode(into any) error {
-	v := reflect.ValueOf(into)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-		return fmt.Errorf("config: %s: Decode needs a non-nil pointer to a struct, got %T", c.Path, into)
+// from Driver.NewConfig), from this entry's keys: `default` tags fill absent
+// keys, unknown keys are rejected, and then into.Validate() runs when it
+// exists. name and type are decoded only when into declares them.
+//
+// Several structs may share one entry: Decode(&spec, targetCfg) gives each
+// struct the keys it declares (a key declared by two goes to both), and
+// rejects a key that none declares. This is how a sink's runtime settings
+// (topics, batch_size) and its target's own keys (url) live side by side.
+//
+// Every error is a *Error (several are errors.Join-ed) naming the file, line
+// and key, e.g. "pipeline.yaml:12:5: sources[0].slot: must match [a-z0-9_]+".
+// Decode only reads the parsed file, so connectors may decode concurrently.
+func (c *Connector) Decode(into ...any) error {
+	if len(into) == 0 {
+		return fmt.Errorf("config: %s: Decode needs a pointer to a struct", c.Path)
+	}
+	vals := make([]reflect.Value, len(into))
+	for i, x := range into {
+		v := reflect.ValueOf(x)
+		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+			return fmt.Errorf("config: %s: Decode needs non-nil pointers to structs, got %T", c.Path, x)
+		}
+		vals[i] = v.Elem()
 	}
 	if c.doc == nil {
 		return fmt.Errorf("config: %s: connector was not produced by Parse", c.Path)
 	}
 	d := &decoder{doc: c.doc}
 	at := &token.Position{Line: c.Line, Column: c.Col}
-	d.decodeStruct(c.Node, v.Elem(), c.Path, at, map[string]bool{"name": true, "type": true})
+	es, ok := d.entries(d.resolve(c.Node))
+	if !ok {
+		d.fail(at, c.Path, "expected a mapping, got %s", describe(c.Node))
+		return d.errs.err()
+	}
+	declared := make([]map[string]bool, len(vals))
+	var valid []string
+	seen := map[string]bool{}
+	for i, v := range vals {
+		declared[i] = map[string]bool{}
+		for _, f := range structFields(v.Type()) {
+			declared[i][f.key] = true
+			if !seen[f.key] {
+				seen[f.key] = true
+				valid = append(valid, f.key)
+			}
+		}
+	}
+	for _, e := range es {
+		if !seen[e.key] && e.key != "name" && e.key != "type" {
+			d.fail(e.pos, joinPath(c.Path, e.key), "unknown key (valid keys: %s)", strings.Join(valid, ", "))
+		}
+	}
+	for i, v := range vals {
+		skip := map[string]bool{}
+		for _, e := range es {
+			if !declared[i][e.key] {
+				skip[e.key] = true
+			}
+		}
+		d.decodeStruct(c.Node, v, c.Path, at, skip)
+	}
 	return d.errs.err()
 }
 

@@ -496,7 +496,7 @@ func TestValidateOtherErrorShapes(t *testing.T) {
 			wantErr(t, err.Error(), tc.want...)
 		})
 	}
-	if err := c.Decode(fakeConfig{}); err == nil || !strings.Contains(err.Error(), "pointer to a struct") {
+	if err := c.Decode(fakeConfig{}); err == nil || !strings.Contains(err.Error(), "pointers to structs") {
 		t.Errorf("Decode(non-pointer) = %v", err)
 	}
 }
@@ -693,4 +693,75 @@ func TestFieldErrorDottedMapKeys(t *testing.T) {
 func TestEmptyListItem(t *testing.T) {
 	wantErr(t, parseErr(t, "sources:\n  -\n"), "pipeline.yaml:", "sources[0]: empty list item")
 	wantErr(t, parseErr(t, "log:\n  brokers:\n    - a:1\n    -\n"), "log.brokers[1]: empty list item")
+}
+
+// FieldError has the shape of sink.FieldError: another package's field error
+// type that Decode must map to a line just like source.FieldError.
+type FieldError struct {
+	Key string
+	Msg string
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Msg }
+
+// runtimeSpec and targetConfig share one sinks entry, as a sink's runtime
+// settings and its target's keys do.
+type runtimeSpec struct {
+	Name       string   `yaml:"name"`
+	Topics     []string `yaml:"topics"`
+	InsertMode string   `yaml:"insert.mode" default:"upsert"`
+	BatchSize  int      `yaml:"batch_size" default:"5000"`
+}
+
+func (s *runtimeSpec) Validate() error {
+	if s.InsertMode != "upsert" && s.InsertMode != "insert" {
+		return &FieldError{Key: "insert.mode", Msg: "want upsert or insert"}
+	}
+	return nil
+}
+
+type targetConfig struct {
+	Path string `yaml:"path" required:"true"`
+}
+
+func (c *targetConfig) Validate() error {
+	if !strings.HasSuffix(c.Path, ".db") {
+		return errors.Join(&FieldError{Key: "path", Msg: "must end in .db"})
+	}
+	return nil
+}
+
+func TestDecodeSplitBetweenStructs(t *testing.T) {
+	p := mustParse(t, `sinks:
+  - name: copy
+    type: sqlite
+    topics: [a, b]
+    path: /tmp/copy.db
+    batch_size: 10
+`)
+	var spec runtimeSpec
+	var tc targetConfig
+	if err := p.Sinks[0].Decode(&spec, &tc); err != nil {
+		t.Fatal(err)
+	}
+	if spec.Name != "copy" || len(spec.Topics) != 2 || spec.InsertMode != "upsert" || spec.BatchSize != 10 || tc.Path != "/tmp/copy.db" {
+		t.Errorf("spec %+v target %+v", spec, tc)
+	}
+
+	p = mustParse(t, `sinks:
+  - name: copy
+    type: sqlite
+    topics: [a]
+    insert.mode: merge
+    path: /tmp/copy.sqlite
+    bogus: 1
+`)
+	err := p.Sinks[0].Decode(&runtimeSpec{}, &targetConfig{})
+	wantErr(t, fmt.Sprint(err),
+		"pipeline.yaml:5:5: sinks[0].insert.mode: want upsert or insert",
+		"pipeline.yaml:6:5: sinks[0].path: must end in .db",
+		"pipeline.yaml:7:5: sinks[0].bogus: unknown key (valid keys: name, topics, insert.mode, batch_size, path)")
+	if n := len(config.Errors(err)); n != 3 {
+		t.Errorf("%d errors, want 3: %v", n, err)
+	}
 }

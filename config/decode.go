@@ -593,10 +593,23 @@ func (d *decoder) validationErrors(err error, n ast.Node, path string, at *token
 	}
 }
 
+// asFieldError finds a field error in err's chain: a *source.FieldError, or
+// any other package's *FieldError with string fields Key and Msg (sink has
+// its own, to stay independent of source; matching by shape keeps config
+// from importing every runtime that reports field errors).
 func asFieldError(err error, target **source.FieldError) bool {
 	for e := err; e != nil; e = unwrapOne(e) {
 		if fe, ok := e.(*source.FieldError); ok {
 			*target = fe
+			return true
+		}
+		v := reflect.ValueOf(e)
+		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct || v.Elem().Type().Name() != "FieldError" {
+			continue
+		}
+		key, msg := v.Elem().FieldByName("Key"), v.Elem().FieldByName("Msg")
+		if key.IsValid() && msg.IsValid() && key.Kind() == reflect.String && msg.Kind() == reflect.String {
+			*target = &source.FieldError{Key: key.String(), Msg: msg.String()}
 			return true
 		}
 	}

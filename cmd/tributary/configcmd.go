@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tributary-cdc/tributary/config"
+	"github.com/tributary-cdc/tributary/sink"
 	"github.com/tributary-cdc/tributary/source"
 )
 
@@ -42,6 +43,25 @@ func writeDocs(w io.Writer) error {
 			return err
 		}
 		if err := config.DocsFor(fmt.Sprintf("Source `%s`", name), d.NewConfig(), w); err != nil {
+			return err
+		}
+	}
+	if len(sink.Drivers()) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintln(w); err != nil {
+		return err
+	}
+	spec := sink.DefaultSpec()
+	if err := config.DocsFor("Keys of every sink", &spec, w); err != nil {
+		return err
+	}
+	for _, name := range sink.Drivers() {
+		d, _ := sink.Lookup(name)
+		if _, err := fmt.Fprintln(w); err != nil {
+			return err
+		}
+		if err := config.DocsFor(fmt.Sprintf("Sink `%s`", name), d.NewConfig(), w); err != nil {
 			return err
 		}
 	}

@@ -4,4 +4,5 @@ package main
 // drivers do; a blank import here is what makes a type usable in a pipeline.
 import (
 	_ "github.com/tributary-cdc/tributary/connectors/postgres"
+	_ "github.com/tributary-cdc/tributary/connectors/sqlite"
 )

@@ -135,6 +135,19 @@ func TestValidateOK(t *testing.T) {
 	if r.code != 0 || r.stdout != path+": OK (2 sources, 0 sinks)\n" || r.stderr != "" {
 		t.Errorf("validate = %+v", r)
 	}
+	// A sink entry carries the runtime's keys and the target's side by side.
+	path = writeFile(t, "pipeline.yaml", goodPipeline+`sinks:
+  - name: copy
+    type: sqlite
+    topics_regex: 'app\..*'
+    batch_size: 100
+    insert.mode: insert
+    path: ./copy.db
+`)
+	r = run(t, "validate", "-f", path)
+	if r.code != 0 || r.stdout != path+": OK (2 sources, 1 sinks)\n" || r.stderr != "" {
+		t.Errorf("validate with a sink = %+v", r)
+	}
 }
 
 func TestValidateBad(t *testing.T) {
@@ -149,7 +162,9 @@ func TestValidateBad(t *testing.T) {
 		{"unknown type", "sources:\n  - name: a\n    type: nosuch\n", []string{`:3:5: sources[0].type: unknown source type "nosuch" (known types: `, "clitest", "postgres"}},
 		{"missing env", "sources:\n  - name: a\n    type: clitest\n    url: ${TRIBUTARY_CLI_TEST_UNSET}\n", []string{":4:10: sources[0].url: environment variable TRIBUTARY_CLI_TEST_UNSET is not set"}},
 		{"nothing to run", "worker:\n  name: w\n", []string{": no sources and no sinks: nothing to run"}},
-		{"sinks not built", "sinks:\n  - name: s\n    type: sqlite\n", []string{`:3:5: sinks[0].type: unknown sink type "sqlite"`}},
+		{"unknown sink type", "sinks:\n  - name: s\n    type: nosuch\n", []string{`:3:5: sinks[0].type: unknown sink type "nosuch" (known types: `, "sqlite"}},
+		{"sink keys", "sinks:\n  - name: s\n    type: sqlite\n    topics: [a]\n    path: ''\n    batch_sise: 3\n",
+			[]string{":6:5: sinks[0].batch_sise: unknown key (valid keys: name, topics, ", ":5:5: sinks[0].path: is required"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, "pipeline.yaml", tc.yaml)
@@ -261,7 +276,7 @@ func TestConfigDocs(t *testing.T) {
 		t.Fatalf("config docs: %+v", r)
 	}
 	for _, want := range []string{"# Pipeline configuration reference", "| `log.listen` | string | `127.0.0.1:9092` |",
-		"## Source `clitest`", "| `url` | string |  | Required. Where to connect. |", "| `topic_prefix` | string | `app` |"} {
+		"## Source `clitest`", "## Keys of every sink", "| `batch_size` | integer | `5000` |", "## Sink `sqlite`", "| `path` | string |", "| `url` | string |  | Required. Where to connect. |", "| `topic_prefix` | string | `app` |"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("docs lack %q", want)
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tributary-cdc/tributary/config"
+	"github.com/tributary-cdc/tributary/sink"
 	"github.com/tributary-cdc/tributary/source"
 )
 
@@ -52,11 +53,7 @@ func checkConnectors(p *config.Pipeline) error {
 	for _, c := range p.Sources {
 		d, ok := source.Lookup(c.Type)
 		if !ok {
-			known := "none are built in"
-			if names := source.Drivers(); len(names) > 0 {
-				known = "known types: " + strings.Join(names, ", ")
-			}
-			errs = append(errs, c.Errorf("type", "unknown source type %q (%s)", c.Type, known))
+			errs = append(errs, c.Errorf("type", "unknown source type %q (%s)", c.Type, knownTypes(source.Drivers())))
 			continue
 		}
 		if err := c.Decode(d.NewConfig()); err != nil {
@@ -64,9 +61,24 @@ func checkConnectors(p *config.Pipeline) error {
 		}
 	}
 	for _, c := range p.Sinks {
-		// Sink connectors come with the sink runtime; until then a sinks
-		// entry would be silently ignored by run, so it is refused here.
-		errs = append(errs, c.Errorf("type", "unknown sink type %q (no sink connectors are built in yet)", c.Type))
+		d, ok := sink.Lookup(c.Type)
+		if !ok {
+			errs = append(errs, c.Errorf("type", "unknown sink type %q (%s)", c.Type, knownTypes(sink.Drivers())))
+			continue
+		}
+		// One entry holds the runtime's keys (topics, batch_size, ...) and
+		// the target's own (url, path, ...).
+		spec := sink.DefaultSpec()
+		if err := c.Decode(&spec, d.NewConfig()); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+func knownTypes(names []string) string {
+	if len(names) == 0 {
+		return "none are built in"
+	}
+	return "known types: " + strings.Join(names, ", ")
 }
