@@ -74,7 +74,7 @@ var (
 	// A column definition: after "(", ",", ADD [COLUMN] [IF NOT EXISTS],
 	// MODIFY [COLUMN] [IF EXISTS] or CHANGE [COLUMN] [IF EXISTS] old, a name
 	// then the type.
-	colTypeRe = regexp.MustCompile(`(?i)(?:[(,]|\bADD(?:\s+COLUMN)?(?:\s+IF\s+NOT\s+EXISTS)?|\bMODIFY(?:\s+COLUMN)?(?:\s+IF\s+EXISTS)?|\bCHANGE(?:\s+COLUMN)?(?:\s+IF\s+EXISTS)?\s+` + identPat + `)\s*` + identPat + `\s+(GEOMETRYCOLLECTION|GEOMCOLLECTION|GEOMETRY|POINT|LINESTRING|POLYGON|MULTIPOINT|MULTILINESTRING|MULTIPOLYGON|INET6|INET4|UUID|XMLTYPE)\b`)
+	colTypeRe         = regexp.MustCompile(`(?i)(?:[(,]|\bADD(?:\s+COLUMN)?(?:\s+IF\s+NOT\s+EXISTS)?|\bMODIFY(?:\s+COLUMN)?(?:\s+IF\s+EXISTS)?|\bCHANGE(?:\s+COLUMN)?(?:\s+IF\s+EXISTS)?\s+` + identPat + `)\s*` + identPat + `\s+(GEOMETRYCOLLECTION|GEOMCOLLECTION|GEOMETRY|POINT|LINESTRING|POLYGON|MULTIPOINT|MULTILINESTRING|MULTIPOLYGON|INET6|INET4|UUID|XMLTYPE)\b`)
 	createOrReplaceRe = regexp.MustCompile(`(?i)^(\s*CREATE\s+)OR\s+REPLACE\s+((?:TEMPORARY\s+)?TABLE\b)`)
 	// MariaDB and MySQL syntax the TiDB parser refuses but that does not
 	// change the row image.
