@@ -95,6 +95,9 @@ type connector struct {
 	tables []*catalogTable
 	byID   map[tableID]*catalogTable
 
+	// progressEvery is the snapshot progress log interval (5s when 0).
+	progressEvery time.Duration
+
 	// durable is the highest LSN the runtime reported durable; it is what
 	// standby status updates acknowledge to the server.
 	durable atomic.Uint64

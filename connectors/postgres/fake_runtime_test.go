@@ -39,6 +39,9 @@ type fakeRuntime struct {
 	log     *slog.Logger
 	// withholdDurable makes checkpoints never durable (the slot must not move).
 	withholdDurable bool
+	// slowEvery and slowFor make every slowEvery-th Emit take slowFor.
+	slowEvery int
+	slowFor   time.Duration
 }
 
 func newFakeRuntime(t testing.TB, offset map[string]any) *fakeRuntime {
@@ -132,7 +135,12 @@ func (f *fakeRuntime) Emit(ctx context.Context, r source.Record) error {
 	}
 	f.mu.Lock()
 	f.records = append(f.records, r)
+	n := len(f.records)
+	every, d := f.slowEvery, f.slowFor
 	f.mu.Unlock()
+	if every > 0 && n%every == 0 {
+		time.Sleep(d) // a slow log: the connector must wait, not buffer
+	}
 	return nil
 }
 
@@ -165,6 +173,12 @@ func (f *fakeRuntime) Flush(ctx context.Context) error {
 
 func (f *fakeRuntime) Metrics() *source.Metrics { return f.metrics }
 func (f *fakeRuntime) Logger() *slog.Logger     { return f.log }
+
+func (f *fakeRuntime) setSlow(every int, d time.Duration) {
+	f.mu.Lock()
+	f.slowEvery, f.slowFor = every, d
+	f.mu.Unlock()
+}
 
 // snapshotRecords returns a copy of the records so far.
 func (f *fakeRuntime) snapshotRecords() []source.Record {

@@ -136,6 +136,7 @@ func start(t *testing.T, name string, cfg *Config, rt *fakeRuntime) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn.(*connector).progressEvery = 500 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{t: t, rt: rt, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- conn.Run(ctx, rt) }()
@@ -378,6 +379,9 @@ func TestIntegrationSnapshotWithConcurrentWritesThenStream(t *testing.T) {
 	cfg.SnapshotChunkRows = 1000
 	cfg.SnapshotParallelism = 2
 	rt := newFakeRuntime(t, nil)
+	// Slow the log down so the snapshot takes a few seconds while the
+	// writer changes the tables.
+	rt.setSlow(1000, 100*time.Millisecond)
 	w := startWriter(t, d.url, "items", 100000)
 	r := start(t, "snap_"+d.name, cfg, rt)
 
@@ -393,10 +397,12 @@ func TestIntegrationSnapshotWithConcurrentWritesThenStream(t *testing.T) {
 		}
 		return false
 	})
+	opsDuringSnapshot := w.ops
+	rt.setSlow(0, 0)
 	time.Sleep(500 * time.Millisecond)
 	w.halt(t)
-	if w.ops == 0 {
-		t.Fatal("writer did nothing")
+	if opsDuringSnapshot < 50 {
+		t.Fatalf("writer made only %d changes during the snapshot", opsDuringSnapshot)
 	}
 	d.exec(`INSERT INTO items (id, val, n) VALUES (-1, 'sentinel', 0)`)
 	evs := r.waitEvents(60*time.Second, "sentinel", func(evs []event) bool { return hasEvent(evs, "tp.public.items", "c", int64(-1)) })
@@ -441,7 +447,7 @@ func TestIntegrationSnapshotWithConcurrentWritesThenStream(t *testing.T) {
 	}
 	got := replay(t, evs, "tp.public.items")
 	sameState(t, "items", got, dbState(t, d, "items"))
-	t.Logf("%d snapshot reads, %d writer ops during the snapshot, %d events", reads, w.ops, len(evs))
+	t.Logf("%d snapshot reads, %d writer ops during the snapshot (%d in all), %d events", reads, opsDuringSnapshot, w.ops, len(evs))
 
 	// Offsets: the snapshot completion carries Debezium's fields, later
 	// checkpoints move forward.

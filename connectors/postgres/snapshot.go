@@ -43,7 +43,6 @@ import (
 const (
 	snapBatchRecords = 256
 	snapBatchBytes   = 1 << 20
-	progressEvery    = 5 * time.Second
 )
 
 type snapshotResult struct {
@@ -201,32 +200,38 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 
 	var held *snapBatch // final row of the table that finished last so far
 	var emitted int64
+	emit := func(r source.Record) bool {
+		if err := rt.Emit(wctx, r); err != nil {
+			fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
+			return false
+		}
+		emitted++
+		return true
+	}
 	for b := range out {
 		if wctx.Err() != nil {
-			continue // drain so workers can exit
+			continue // drain so the workers can exit
 		}
 		for _, r := range b.recs {
-			if err := rt.Emit(wctx, r); err != nil {
-				fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
+			if !emit(r) {
 				break
 			}
 		}
-		emitted += int64(len(b.recs))
-		if b.tableDone != nil && b.lastTrue != nil {
-			if held != nil {
-				if err := rt.Emit(wctx, *held.lastTrue); err != nil {
-					fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
-				}
-				emitted++
-			}
-			bb := b
-			held = &bb
+		if b.tableDone == nil || b.lastTrue == nil || wctx.Err() != nil {
+			continue
 		}
+		// Hold back each table's final row until the next one finishes, so
+		// the very last record of the snapshot can carry "last".
+		if held != nil && !emit(*held.lastTrue) {
+			continue
+		}
+		bb := b
+		held = &bb
 	}
 	close(stopProgress)
 	<-progressDone
-	if werr == nil && ctx.Err() != nil {
-		werr = ctx.Err()
+	if ctx.Err() != nil {
+		return snapshotResult{}, ctx.Err()
 	}
 	if werr != nil {
 		return snapshotResult{}, werr
@@ -312,7 +317,11 @@ func (c *connector) durableCallback(rt source.Runtime, lsn pglogrepl.LSN) func()
 // snapshotProgress logs rows done, estimate, rate and ETA every few seconds
 // and keeps the snapshot gauges current.
 func (c *connector) snapshotProgress(tables []*snapTable, began time.Time, stop <-chan struct{}) {
-	t := time.NewTicker(progressEvery)
+	every := c.progressEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	update := func(final bool) {
 		var done, total int64
@@ -363,7 +372,7 @@ func eta(left int64, rate float64) string {
 	if rate <= 0 {
 		return "unknown"
 	}
-	return (time.Duration(float64(left)/rate) * time.Second / time.Second).Round(time.Second).String()
+	return time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second).String()
 }
 
 func percent(done, total int64) string {

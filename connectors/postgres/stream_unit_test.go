@@ -420,3 +420,43 @@ func TestSpoolReplayOrderAndSubAbort(t *testing.T) {
 		t.Fatalf("spool dir not removed: %v", err)
 	}
 }
+
+func TestStreamerHeartbeatAndKeepaliveCheckpoints(t *testing.T) {
+	s, rt := newUnitStreamer(t, 0)
+	ctx := context.Background()
+	hb := msgBuf{'M'}.u8(0).u64(5000).str(heartbeatPrefix).u32(0)
+	feed(t, s, 5000, hb)
+	if cp := rt.lastCheckpoint(); cp == nil || cp["lsn"] != float64(5000) || cp["lsn_commit"] != float64(5000) {
+		t.Fatalf("heartbeat checkpoint %v", cp)
+	}
+	// Other prefixes and transactional messages are ignored.
+	feed(t, s, 6000, msgBuf{'M'}.u8(0).u64(6000).str("someone_else").u32(0))
+	if cp := rt.lastCheckpoint(); cp["lsn"] != float64(5000) {
+		t.Fatalf("foreign message moved the offset: %v", cp)
+	}
+	// A keepalive between transactions acknowledges the server's position;
+	// inside a transaction it does not.
+	ka := func(lsn uint64) []byte { return msgBuf{}.u64(lsn).u64(0).u8(0) }
+	if err := s.keepalive(ctx, ka(7000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flushCheckpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cp := rt.lastCheckpoint(); cp["lsn"] != float64(7000) {
+		t.Fatalf("keepalive checkpoint %v", cp)
+	}
+	feed(t, s, 7100, mBegin(7200, time.Now(), 9))
+	if err := s.keepalive(ctx, ka(8000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flushCheckpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cp := rt.lastCheckpoint(); cp["lsn"] != float64(7000) {
+		t.Fatalf("keepalive inside a transaction moved the offset: %v", cp)
+	}
+	if s.c.durable.Load() != 7000 {
+		t.Fatalf("durable %d", s.c.durable.Load())
+	}
+}

@@ -1,0 +1,889 @@
+package postgres
+
+// The PostgreSQL sink (`sinks: - type: postgres`).
+//
+// Each batch goes through COPY into a temporary staging table of text
+// columns, then one INSERT ... SELECT ... ON CONFLICT DO UPDATE casts the
+// text to the target columns' real types and merges it; deletes are one
+// DELETE per chunk of keys. The batch and its offsets commit in one
+// transaction.
+//
+// Type mapping. From a PostgreSQL source (the event's source connector is
+// postgresql) the column is recreated with its native type from
+// __debezium.source.column.type / length / scale: int2, int4, int8, float4,
+// float8, bool, numeric(p,s) or numeric, money, text, varchar(n), char(n),
+// "char", name, date, time, timetz, timestamp, timestamptz, interval, uuid,
+// json, jsonb, xml, bytea, bit(n), varbit(n), inet, cidr, macaddr, macaddr8,
+// tsvector, oid, the range types, and one-dimensional arrays of these.
+// Other sources, and types not in that list (enums, domains, extension
+// types), get the closest type of the event's semantic type:
+//
+//	boolean -> boolean          int8/int16 -> smallint     int32, year -> integer
+//	int64 -> bigint             float32 -> real            float64 -> double precision
+//	decimal(p,s) -> numeric(p,s)                           variable decimal -> numeric
+//	string, enum, set -> text   json -> jsonb              uuid -> uuid
+//	xml -> xml                  bytes -> bytea             bits(n) -> bit varying(n)
+//	date -> date                time -> time               timestamp -> timestamp
+//	timestamptz -> timestamptz  timetz -> timetz           interval -> interval
+//	array -> <element type>[]   struct -> jsonb
+//
+// From MySQL: TINYINT -> smallint, INT UNSIGNED -> bigint, BIGINT UNSIGNED ->
+// numeric(20,0), DATETIME -> timestamp, TIMESTAMP -> timestamptz, JSON ->
+// jsonb, ENUM/SET -> text, BLOB kinds -> bytea, VARCHAR(n) -> varchar(n).
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tributary-cdc/tributary/sink"
+)
+
+func init() { sink.Register("postgres", sinkDriver{}) }
+
+// SinkConfig is the postgres sink's own configuration.
+type SinkConfig struct {
+	URL           string `yaml:"url" required:"true" desc:"PostgreSQL connection URL of the target database (postgres://user:password@host:port/db?sslmode=...). The user needs CREATE on the schemas the tables go to (or the tables must exist) and INSERT, UPDATE, DELETE, TRUNCATE on them."`
+	OffsetsSchema string `yaml:"offsets_schema" default:"public" desc:"Schema of the tributary_offsets table, created if missing."`
+}
+
+// Validate implements sink.Config.
+func (c *SinkConfig) Validate() error {
+	var errs []error
+	if strings.TrimSpace(c.URL) == "" {
+		errs = append(errs, &sink.FieldError{Key: "url", Msg: "is required"})
+	} else if _, err := pgx.ParseConfig(c.URL); err != nil {
+		errs = append(errs, &sink.FieldError{Key: "url", Msg: "is not a valid PostgreSQL URL: " + redact(err.Error(), c.URL)})
+	}
+	if c.OffsetsSchema == "" {
+		errs = append(errs, &sink.FieldError{Key: "offsets_schema", Msg: "must not be empty"})
+	}
+	return errors.Join(errs...)
+}
+
+type sinkDriver struct{}
+
+func (sinkDriver) NewConfig() sink.Config { return &SinkConfig{OffsetsSchema: "public"} }
+
+func (sinkDriver) Open(name string, cfg sink.Config, log *slog.Logger) (sink.Target, error) {
+	c, ok := cfg.(*SinkConfig)
+	if !ok {
+		return nil, fmt.Errorf("postgres sink %s: config is %T, want *postgres.SinkConfig", name, cfg)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return NewSinkTarget(name, *c, log), nil
+}
+
+// SinkTarget is a PostgreSQL database written by one sink.
+type SinkTarget struct {
+	name   string
+	cfg    SinkConfig
+	log    *slog.Logger
+	conn   *pgx.Conn
+	where  string // host:port/db, for messages
+	tables map[string]*sinkTableInfo
+}
+
+type sinkTableInfo struct {
+	ident   string            // quoted schema.table
+	types   map[string]string // column -> format_type
+	notNull map[string]bool
+}
+
+// NewSinkTarget builds a target; Connect opens the connection.
+func NewSinkTarget(name string, cfg SinkConfig, log *slog.Logger) *SinkTarget {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.OffsetsSchema == "" {
+		cfg.OffsetsSchema = "public"
+	}
+	return &SinkTarget{name: name, cfg: cfg, log: log, tables: map[string]*sinkTableInfo{}}
+}
+
+// Conn is the open connection, for tests and tools (verify).
+func (t *SinkTarget) Conn() *pgx.Conn { return t.conn }
+
+func (t *SinkTarget) DefaultTableNameFormat() string { return "${source.schema}.${source.table}" }
+
+func (t *SinkTarget) offsetsTable() string {
+	return sinkQuote(t.cfg.OffsetsSchema) + "." + sink.OffsetsTable
+}
+
+func (t *SinkTarget) Connect(ctx context.Context) error {
+	pc, err := pgx.ParseConfig(t.cfg.URL)
+	if err != nil {
+		return fmt.Errorf("postgres sink: invalid url: %s", redact(err.Error(), t.cfg.URL))
+	}
+	t.where = fmt.Sprintf("%s:%d/%s", pc.Host, pc.Port, pc.Database)
+	conn, err := pgx.ConnectConfig(ctx, pc)
+	if err != nil {
+		return fmt.Errorf("connecting to target PostgreSQL %s as %s: %s", t.where, pc.User, redact(err.Error(), t.cfg.URL))
+	}
+	t.conn = conn
+	if err := t.ensureSchema(ctx, t.cfg.OffsetsSchema); err != nil {
+		return fmt.Errorf("target PostgreSQL %s: %w", t.where, err)
+	}
+	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+t.offsetsTable()+` (
+	sink_name text NOT NULL,
+	topic text NOT NULL,
+	kafka_partition integer NOT NULL,
+	next_offset bigint NOT NULL,
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (sink_name, topic, kafka_partition))`)
+	if err != nil {
+		return fmt.Errorf("target PostgreSQL %s: creating %s: %w", t.where, t.offsetsTable(), err)
+	}
+	return nil
+}
+
+// ensureSchema creates a schema only when missing: CREATE SCHEMA IF NOT
+// EXISTS needs CREATE on the database even when the schema exists.
+func (t *SinkTarget) ensureSchema(ctx context.Context, schemaName string) error {
+	var exists bool
+	if err := t.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schemaName).Scan(&exists); err != nil {
+		return fmt.Errorf("looking up schema %s: %w", schemaName, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := t.conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+sinkQuote(schemaName)); err != nil {
+		return fmt.Errorf("creating schema %s: %w", schemaName, err)
+	}
+	return nil
+}
+
+func (t *SinkTarget) Close() error {
+	if t.conn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := t.conn.Close(ctx)
+	t.conn = nil
+	return err
+}
+
+func sinkQuote(id string) string { return pgx.Identifier{id}.Sanitize() }
+
+func sinkIdent(spec *sink.TableSpec) string {
+	if spec.Schema == "" {
+		return sinkQuote(spec.Name)
+	}
+	return pgx.Identifier{spec.Schema, spec.Name}.Sanitize()
+}
+
+// sinkNativeTypes are PostgreSQL type names a PostgreSQL source may report
+// that the sink recreates as they are.
+var sinkNativeTypes = map[string]string{
+	"INT2": "smallint", "INT4": "integer", "INT8": "bigint", "FLOAT4": "real", "FLOAT8": "double precision",
+	"BOOL": "boolean", "MONEY": "money", "TEXT": "text", "CHAR": `"char"`, "NAME": "name",
+	"DATE": "date", "TIME": "time", "TIMETZ": "timetz", "TIMESTAMP": "timestamp", "TIMESTAMPTZ": "timestamptz",
+	"INTERVAL": "interval", "UUID": "uuid", "JSON": "json", "JSONB": "jsonb", "XML": "xml", "BYTEA": "bytea",
+	"INET": "inet", "CIDR": "cidr", "MACADDR": "macaddr", "MACADDR8": "macaddr8", "TSVECTOR": "tsvector",
+	"TSQUERY": "tsquery", "OID": "oid", "INT4RANGE": "int4range", "INT8RANGE": "int8range", "NUMRANGE": "numrange",
+	"TSRANGE": "tsrange", "TSTZRANGE": "tstzrange", "DATERANGE": "daterange", "POINT": "point",
+}
+
+// sinkColumnType is the PostgreSQL type to create a column with.
+func sinkColumnType(ct *sink.ColumnType) string {
+	if ct.Dialect == sink.DialectPostgres && ct.Native != "" {
+		if s := sinkNativePG(ct); s != "" {
+			return s
+		}
+	}
+	if ct.Dialect == sink.DialectMySQL && ct.Native != "" {
+		if s := sinkFromMySQL(ct); s != "" {
+			return s
+		}
+	}
+	switch ct.Kind {
+	case sink.KindBool:
+		return "boolean"
+	case sink.KindInt8, sink.KindInt16:
+		return "smallint"
+	case sink.KindInt32, sink.KindYear:
+		return "integer"
+	case sink.KindInt64:
+		return "bigint"
+	case sink.KindFloat32:
+		return "real"
+	case sink.KindFloat64:
+		return "double precision"
+	case sink.KindDecimal:
+		if ct.Precision > 0 && ct.Precision <= 1000 && ct.DecimalScale >= 0 && ct.DecimalScale <= ct.Precision {
+			return fmt.Sprintf("numeric(%d,%d)", ct.Precision, ct.DecimalScale)
+		}
+		return "numeric"
+	case sink.KindVarDecimal:
+		return "numeric"
+	case sink.KindJSON, sink.KindStruct:
+		return "jsonb"
+	case sink.KindUUID:
+		return "uuid"
+	case sink.KindXML:
+		return "xml"
+	case sink.KindBytes:
+		return "bytea"
+	case sink.KindBits:
+		if ct.BitLength > 0 {
+			return fmt.Sprintf("bit varying(%d)", ct.BitLength)
+		}
+		return "bit varying"
+	case sink.KindDate:
+		return "date"
+	case sink.KindTime:
+		return "time"
+	case sink.KindTimeTZ:
+		return "timetz"
+	case sink.KindTimestamp:
+		return "timestamp"
+	case sink.KindTimestampTZ:
+		return "timestamptz"
+	case sink.KindInterval:
+		return "interval"
+	case sink.KindArray:
+		if ct.Elem != nil && ct.Elem.Kind != sink.KindArray {
+			return sinkColumnType(ct.Elem) + "[]"
+		}
+		return "jsonb"
+	}
+	return "text"
+}
+
+func sinkNativePG(ct *sink.ColumnType) string {
+	n := ct.Native
+	if strings.HasPrefix(n, "_") && ct.Kind == sink.KindArray && ct.Elem != nil {
+		elem := *ct.Elem
+		elem.Native, elem.Dialect = n[1:], sink.DialectPostgres
+		elem.Length, elem.Scale = ct.Length, ct.Scale
+		if s := sinkNativePG(&elem); s != "" {
+			return s + "[]"
+		}
+		return ""
+	}
+	switch n {
+	case "NUMERIC":
+		if ct.Kind == sink.KindDecimal && ct.Length > 0 && ct.Length <= 1000 && ct.Scale >= 0 && ct.Scale <= ct.Length {
+			return fmt.Sprintf("numeric(%d,%d)", ct.Length, ct.Scale)
+		}
+		if ct.Kind == sink.KindDecimal && ct.Precision > 0 && ct.Precision <= 1000 {
+			return fmt.Sprintf("numeric(%d,%d)", ct.Precision, ct.DecimalScale)
+		}
+		return "numeric"
+	case "VARCHAR":
+		if ct.Length > 0 && ct.Length <= 10485760 {
+			return fmt.Sprintf("varchar(%d)", ct.Length)
+		}
+		return "varchar"
+	case "BPCHAR":
+		if ct.Length > 0 && ct.Length <= 10485760 {
+			return fmt.Sprintf("char(%d)", ct.Length)
+		}
+		return "char"
+	case "BIT":
+		if ct.Length > 0 && ct.Length <= 83886080 {
+			return fmt.Sprintf("bit(%d)", ct.Length)
+		}
+		return "bit"
+	case "VARBIT":
+		if ct.Length > 0 && ct.Length <= 83886080 {
+			return fmt.Sprintf("bit varying(%d)", ct.Length)
+		}
+		return "bit varying"
+	case "POINT":
+		if ct.Kind != sink.KindStruct {
+			return ""
+		}
+	}
+	return sinkNativeTypes[n]
+}
+
+// sinkFromMySQL maps MySQL source types that the semantic type alone would
+// render less faithfully.
+func sinkFromMySQL(ct *sink.ColumnType) string {
+	n := ct.Native
+	unsigned := strings.HasSuffix(n, " UNSIGNED") || strings.HasSuffix(n, " UNSIGNED ZEROFILL")
+	base := strings.Fields(n)[0]
+	switch base {
+	case "TINYINT", "SMALLINT":
+		if unsigned && base == "SMALLINT" {
+			return "integer"
+		}
+		if ct.Kind == sink.KindBool {
+			return "boolean"
+		}
+		return "smallint"
+	case "MEDIUMINT":
+		return "integer"
+	case "INT", "INTEGER":
+		if unsigned {
+			return "bigint"
+		}
+		return "integer"
+	case "BIGINT":
+		if unsigned && ct.Kind == sink.KindDecimal {
+			return "numeric(20,0)"
+		}
+		return "bigint"
+	case "VARCHAR", "CHAR":
+		if ct.Length > 0 && ct.Length <= 10485760 {
+			if base == "CHAR" {
+				return fmt.Sprintf("char(%d)", ct.Length)
+			}
+			return fmt.Sprintf("varchar(%d)", ct.Length)
+		}
+		return "text"
+	case "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT":
+		return "text"
+	case "DATETIME":
+		return "timestamp"
+	case "TIMESTAMP":
+		return "timestamptz"
+	case "JSON":
+		return "jsonb"
+	case "BINARY", "VARBINARY", "TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB":
+		return "bytea"
+	case "ENUM", "SET":
+		return "text"
+	}
+	return ""
+}
+
+func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) error {
+	if spec.Schema != "" {
+		if err := t.ensureSchema(ctx, spec.Schema); err != nil {
+			return err
+		}
+	}
+	info, err := t.loadTable(ctx, t.conn, spec)
+	if err != nil {
+		return err
+	}
+	ident := sinkIdent(spec)
+	if info == nil {
+		var b strings.Builder
+		b.WriteString("CREATE TABLE IF NOT EXISTS " + ident + " (")
+		for i, c := range spec.Columns {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(sinkQuote(c.Name) + " " + sinkColumnType(&c.Type))
+			if !c.Optional || c.Key {
+				b.WriteString(" NOT NULL")
+			}
+		}
+		if len(spec.Key) > 0 {
+			b.WriteString(", PRIMARY KEY (")
+			for i, c := range spec.Key {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString(sinkQuote(c.Name))
+			}
+			b.WriteString(")")
+		}
+		b.WriteString(")")
+		if _, err := t.conn.Exec(ctx, b.String()); err != nil {
+			return fmt.Errorf("creating table: %w", err)
+		}
+		t.log.Info("created table", "table", spec.QualifiedName(), "columns", len(spec.Columns))
+		_, err := t.loadTable(ctx, t.conn, spec)
+		return err
+	}
+	for _, c := range spec.Columns {
+		if _, ok := info.types[c.Name]; !ok {
+			typ := sinkColumnType(&c.Type)
+			if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" ADD COLUMN IF NOT EXISTS "+sinkQuote(c.Name)+" "+typ); err != nil {
+				return fmt.Errorf("adding column %s %s: %w", c.Name, typ, err)
+			}
+			t.log.Info("added column", "table", spec.QualifiedName(), "column", c.Name, "type", typ)
+			delete(t.tables, spec.QualifiedName())
+			continue
+		}
+		if c.Optional && !c.Key && info.notNull[c.Name] {
+			if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" ALTER COLUMN "+sinkQuote(c.Name)+" DROP NOT NULL"); err != nil {
+				return fmt.Errorf("making column %s nullable: %w", c.Name, err)
+			}
+			t.log.Info("column is now nullable (gone or optional at the source)", "table", spec.QualifiedName(), "column", c.Name)
+			info.notNull[c.Name] = false
+		}
+	}
+	_, err = t.loadTable(ctx, t.conn, spec)
+	return err
+}
+
+type sinkQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// loadTable reads a table's columns and their exact types; nil when missing.
+func (t *SinkTarget) loadTable(ctx context.Context, q sinkQuerier, spec *sink.TableSpec) (*sinkTableInfo, error) {
+	key := spec.QualifiedName()
+	if info := t.tables[key]; info != nil {
+		return info, nil
+	}
+	ident := sinkIdent(spec)
+	rows, err := q.Query(ctx, `SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
+		FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, ident)
+	if err != nil {
+		return nil, fmt.Errorf("reading columns of %s: %w", key, err)
+	}
+	info := &sinkTableInfo{ident: ident, types: map[string]string{}, notNull: map[string]bool{}}
+	for rows.Next() {
+		var name, typ string
+		var nn bool
+		if err := rows.Scan(&name, &typ, &nn); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading columns of %s: %w", key, err)
+		}
+		info.types[name] = typ
+		info.notNull[name] = nn
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading columns of %s: %w", key, err)
+	}
+	if len(info.types) == 0 {
+		return nil, nil
+	}
+	t.tables[key] = info
+	return info, nil
+}
+
+// Rejected implements sink.Target: data exceptions (class 22), integrity
+// violations (class 23) and datatype mismatches belong to the record.
+func (t *SinkTarget) Rejected(err error) bool {
+	var ve *sink.ValueError
+	if errors.As(err, &ve) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "22"), strings.HasPrefix(pe.Code, "23"):
+			return true
+		case pe.Code == "42804": // datatype_mismatch
+			return true
+		}
+	}
+	return false
+}
+
+func (t *SinkTarget) Begin(ctx context.Context) (sink.Tx, error) {
+	if t.conn == nil {
+		return nil, errors.New("postgres target is not connected")
+	}
+	tx, err := t.conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("beginning transaction on %s: %w", t.where, err)
+	}
+	return &sinkTx{t: t, tx: tx, staged: map[string]bool{}}, nil
+}
+
+type sinkTx struct {
+	t      *SinkTarget
+	tx     pgx.Tx
+	staged map[string]bool // staging tables created (or used) in this transaction
+}
+
+func (x *sinkTx) Commit(ctx context.Context) error   { return x.tx.Commit(ctx) }
+func (x *sinkTx) Rollback(ctx context.Context) error { return x.tx.Rollback(ctx) }
+
+func (x *sinkTx) exec(ctx context.Context, sql string) error {
+	_, err := x.tx.Exec(ctx, sql)
+	return err
+}
+
+func (x *sinkTx) Savepoint(ctx context.Context, name string) error {
+	return x.exec(ctx, "SAVEPOINT "+sinkQuote(name))
+}
+
+func (x *sinkTx) RollbackTo(ctx context.Context, name string) error {
+	return x.exec(ctx, "ROLLBACK TO SAVEPOINT "+sinkQuote(name))
+}
+
+func (x *sinkTx) Release(ctx context.Context, name string) error {
+	return x.exec(ctx, "RELEASE SAVEPOINT "+sinkQuote(name))
+}
+
+func (x *sinkTx) LoadOffsets(ctx context.Context, sinkName string) (map[sink.TopicPartition]int64, error) {
+	rows, err := x.tx.Query(ctx, "SELECT topic, kafka_partition, next_offset FROM "+x.t.offsetsTable()+" WHERE sink_name = $1", sinkName)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[sink.TopicPartition]int64{}
+	for rows.Next() {
+		var tp sink.TopicPartition
+		var next int64
+		if err := rows.Scan(&tp.Topic, &tp.Partition, &next); err != nil {
+			return nil, err
+		}
+		out[tp] = next
+	}
+	return out, rows.Err()
+}
+
+func (x *sinkTx) StoreOffsets(ctx context.Context, sinkName string, next map[sink.TopicPartition]int64) error {
+	if len(next) == 0 {
+		return nil
+	}
+	topics := make([]string, 0, len(next))
+	parts := make([]int32, 0, len(next))
+	offs := make([]int64, 0, len(next))
+	for tp, o := range next {
+		topics = append(topics, tp.Topic)
+		parts = append(parts, tp.Partition)
+		offs = append(offs, o)
+	}
+	_, err := x.tx.Exec(ctx, `INSERT INTO `+x.t.offsetsTable()+` (sink_name, topic, kafka_partition, next_offset, updated_at)
+		SELECT $1, t, p, o, now() FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, o)
+		ON CONFLICT (sink_name, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at`,
+		sinkName, topics, parts, offs)
+	return err
+}
+
+// sinkMaxParams stays under PostgreSQL's 65535 bind parameters.
+const sinkMaxParams = 60000
+
+func (x *sinkTx) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Change) error {
+	var dels [][]any
+	for i := range changes {
+		c := &changes[i]
+		switch c.Op {
+		case sink.OpTruncate:
+			info, err := x.t.loadTable(ctx, x.tx, spec)
+			if err != nil {
+				return err
+			}
+			if info == nil {
+				continue // nothing to truncate
+			}
+			if err := x.exec(ctx, "TRUNCATE "+info.ident); err != nil {
+				return fmt.Errorf("truncating: %w", err)
+			}
+		case sink.OpDelete:
+			dels = append(dels, c.Key)
+		}
+	}
+	var info *sinkTableInfo
+	if len(dels) > 0 || len(changes) > 0 {
+		var err error
+		if info, err = x.t.loadTable(ctx, x.tx, spec); err != nil {
+			return err
+		}
+	}
+	if len(dels) > 0 {
+		if info == nil {
+			return fmt.Errorf("table %s does not exist", spec.QualifiedName())
+		}
+		if err := x.deleteKeys(ctx, spec, info, dels); err != nil {
+			return err
+		}
+	}
+	type group struct {
+		op   sink.Op
+		cols *sink.ColSet
+		rows []int
+	}
+	var groups []*group
+	byShape := map[[2]any]*group{}
+	for i := range changes {
+		c := &changes[i]
+		if c.Op != sink.OpUpsert && c.Op != sink.OpInsert {
+			continue
+		}
+		k := [2]any{c.Op, c.Cols}
+		g := byShape[k]
+		if g == nil {
+			g = &group{op: c.Op, cols: c.Cols}
+			byShape[k] = g
+			groups = append(groups, g)
+		}
+		g.rows = append(g.rows, i)
+	}
+	for _, g := range groups {
+		if info == nil {
+			return fmt.Errorf("table %s does not exist", spec.QualifiedName())
+		}
+		if err := x.write(ctx, spec, info, g.op, g.cols, changes, g.rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stage returns a temporary text-column table for cols, created on first
+// use in the transaction and emptied before reuse.
+func (x *sinkTx) stage(ctx context.Context, spec *sink.TableSpec, cols []*sink.ColumnSpec) (string, error) {
+	h := fnv.New64a()
+	h.Write([]byte(spec.QualifiedName()))
+	for _, c := range cols {
+		h.Write([]byte{0})
+		h.Write([]byte(c.Name))
+	}
+	name := fmt.Sprintf("tributary_stage_%x", h.Sum64())
+	if x.staged[name] {
+		return name, x.exec(ctx, "TRUNCATE pg_temp."+name)
+	}
+	var b strings.Builder
+	b.WriteString("CREATE TEMP TABLE IF NOT EXISTS " + name + " (")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(sinkQuote(c.Name) + " text")
+	}
+	b.WriteString(") ON COMMIT DELETE ROWS")
+	if err := x.exec(ctx, b.String()); err != nil {
+		return "", fmt.Errorf("creating staging table: %w", err)
+	}
+	// A staging table left from an earlier transaction that failed before
+	// commit may still hold rows.
+	if err := x.exec(ctx, "TRUNCATE pg_temp."+name); err != nil {
+		return "", err
+	}
+	x.staged[name] = true
+	return name, nil
+}
+
+func (x *sinkTx) write(ctx context.Context, spec *sink.TableSpec, info *sinkTableInfo, op sink.Op, cs *sink.ColSet, changes []sink.Change, idx []int) error {
+	cols := cs.Columns
+	names := make([]string, len(cols))
+	sel := make([]string, len(cols))
+	for i, c := range cols {
+		typ, ok := info.types[c.Name]
+		if !ok {
+			return fmt.Errorf("column %s is missing from %s", c.Name, spec.QualifiedName())
+		}
+		names[i] = sinkQuote(c.Name)
+		sel[i] = sinkQuote(c.Name) + "::" + typ
+	}
+	stg, err := x.stage(ctx, spec, cols)
+	if err != nil {
+		return err
+	}
+	rows := make([][]any, 0, len(idx))
+	for _, ri := range idx {
+		c := &changes[ri]
+		row := make([]any, len(cols))
+		for j, col := range cols {
+			s, null, err := sinkText(c.Row[j], &col.Type, info.types[col.Name])
+			if err != nil {
+				return &sink.ValueError{Column: col.Name, Err: err}
+			}
+			if !null {
+				row[j] = s
+			}
+		}
+		rows = append(rows, row)
+	}
+	colNames := make([]string, len(cols))
+	for i, c := range cols {
+		colNames[i] = c.Name
+	}
+	if _, err := x.tx.CopyFrom(ctx, pgx.Identifier{stg}, colNames, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("copying %d rows into staging: %w", len(rows), err)
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + info.ident + " (" + strings.Join(names, ", ") + ") SELECT " + strings.Join(sel, ", ") + " FROM pg_temp." + stg)
+	if op == sink.OpUpsert && len(spec.Key) > 0 {
+		keys := make([]string, len(spec.Key))
+		for i, k := range spec.Key {
+			keys[i] = sinkQuote(k.Name)
+		}
+		b.WriteString(" ON CONFLICT (" + strings.Join(keys, ", ") + ") DO ")
+		var set []string
+		for _, c := range cols {
+			if !c.Key {
+				set = append(set, sinkQuote(c.Name)+" = EXCLUDED."+sinkQuote(c.Name))
+			}
+		}
+		if len(set) == 0 {
+			b.WriteString("NOTHING")
+		} else {
+			b.WriteString("UPDATE SET " + strings.Join(set, ", "))
+		}
+	}
+	if err := x.exec(ctx, b.String()); err != nil {
+		return fmt.Errorf("merging %d rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+func (x *sinkTx) deleteKeys(ctx context.Context, spec *sink.TableSpec, info *sinkTableInfo, keys [][]any) error {
+	nk := len(spec.Key)
+	names := make([]string, nk)
+	for i, k := range spec.Key {
+		names[i] = sinkQuote(k.Name)
+	}
+	lhs := "(" + strings.Join(names, ", ") + ")"
+	for _, ch := range sink.Chunks(len(keys), max(1, min(5000, sinkMaxParams/nk))) {
+		part := keys[ch[0]:ch[1]]
+		var b strings.Builder
+		b.WriteString("DELETE FROM " + info.ident + " WHERE " + lhs + " IN (")
+		args := make([]any, 0, nk*len(part))
+		for i, k := range part {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(")
+			for j, v := range k {
+				col := spec.Key[j]
+				s, null, err := sinkText(v, &col.Type, info.types[col.Name])
+				if err != nil || null {
+					if err == nil {
+						err = errors.New("null key value")
+					}
+					return &sink.ValueError{Column: col.Name, Err: err}
+				}
+				args = append(args, s)
+				if j > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "$%d::%s", len(args), info.types[col.Name])
+			}
+			b.WriteString(")")
+		}
+		b.WriteString(")")
+		if _, err := x.tx.Exec(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("deleting %d rows: %w", len(part), err)
+		}
+	}
+	return nil
+}
+
+// Debezium's encodings of PostgreSQL's infinite timestamps.
+const (
+	sinkPosInfinityMicros = 9223372036825200000
+	sinkNegInfinityMicros = -9223372036832400000
+)
+
+// sinkText renders a sink value in PostgreSQL's text input format for a
+// column of type pgType (format_type).
+func sinkText(v any, ct *sink.ColumnType, pgType string) (string, bool, error) {
+	if v == nil {
+		return "", true, nil
+	}
+	isArray := strings.HasSuffix(pgType, "[]")
+	switch x := v.(type) {
+	case bool:
+		if strings.HasPrefix(pgType, "bit") {
+			return map[bool]string{true: "1", false: "0"}[x], false, nil
+		}
+		return map[bool]string{true: "t", false: "f"}[x], false, nil
+	case int64:
+		return strconv.FormatInt(x, 10), false, nil
+	case float64:
+		return sinkFloat(x, 64), false, nil
+	case float32:
+		return sinkFloat(float64(x), 32), false, nil
+	case string:
+		return x, false, nil
+	case []byte:
+		return `\x` + hex.EncodeToString(x), false, nil
+	case time.Time:
+		return sinkTime(x, ct), false, nil
+	case time.Duration:
+		if ct.Kind == sink.KindInterval {
+			return strconv.FormatInt(x.Microseconds(), 10) + " microseconds", false, nil
+		}
+		return sink.FormatTimeOfDay(x), false, nil
+	case []any:
+		if !isArray {
+			s, err := sink.JSONText(x)
+			return s, false, err
+		}
+		var b strings.Builder
+		b.WriteByte('{')
+		elemType := strings.TrimSuffix(pgType, "[]")
+		et := ct.Elem
+		if et == nil {
+			et = &sink.ColumnType{Kind: sink.KindString}
+		}
+		for i, e := range x {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			s, null, err := sinkText(e, et, elemType)
+			if err != nil {
+				return "", false, fmt.Errorf("element %d: %w", i, err)
+			}
+			if null {
+				b.WriteString("NULL")
+				continue
+			}
+			b.WriteByte('"')
+			b.WriteString(strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s))
+			b.WriteByte('"')
+		}
+		b.WriteByte('}')
+		return b.String(), false, nil
+	case map[string]any:
+		if pgType == "point" {
+			if px, ok := x["x"].(float64); ok {
+				if py, ok := x["y"].(float64); ok {
+					return fmt.Sprintf("(%s,%s)", sinkFloat(px, 64), sinkFloat(py, 64)), false, nil
+				}
+			}
+		}
+		s, err := sink.JSONText(x)
+		return s, false, err
+	}
+	return "", false, fmt.Errorf("no PostgreSQL text form for a %T value", v)
+}
+
+func sinkFloat(f float64, bits int) string {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	return strconv.FormatFloat(f, 'g', -1, bits)
+}
+
+func sinkTime(t time.Time, ct *sink.ColumnType) string {
+	t = t.UTC()
+	if ct.Kind == sink.KindTimestamp || ct.Kind == sink.KindTimestampTZ {
+		switch t.UnixMicro() {
+		case sinkPosInfinityMicros:
+			return "infinity"
+		case sinkNegInfinityMicros:
+			return "-infinity"
+		}
+	}
+	bc := t.Year() <= 0
+	if bc {
+		// 1 BC is year 0 in Go's proleptic calendar.
+		t = t.AddDate(-2*t.Year()+1, 0, 0)
+	}
+	var s string
+	switch ct.Kind {
+	case sink.KindDate:
+		s = t.Format("2006-01-02")
+	case sink.KindTimestampTZ:
+		s = t.Format("2006-01-02 15:04:05.999999") + "+00"
+	default:
+		s = t.Format("2006-01-02 15:04:05.999999")
+	}
+	if bc {
+		s += " BC"
+	}
+	return s
+}
