@@ -18,55 +18,55 @@ type Spec struct {
 	// Name is the sink's unique name: the key of its rows in
 	// tributary_offsets, the consumer group "tributary-sink-<name>" and the
 	// default dead-letter topic "<name>.dlq".
-	Name string `yaml:"name"`
+	Name string `yaml:"name" required:"true" desc:"Unique sink name: the key of its rows in tributary_offsets, the consumer group tributary-sink-<name> (lag only) and the dead-letter topic <name>.dlq."`
 	// Topics to consume, by name. Exactly one of Topics and TopicsRegex is set.
-	Topics []string `yaml:"topics"`
+	Topics []string `yaml:"topics" desc:"Topics to consume, by name. Give topics or topics_regex. A topic that does not exist yet is consumed from its start once created."`
 	// TopicsRegex selects topics by a Go regular expression (RE2), matched
 	// against the whole topic name. Internal topics ("__*", "_schemas") and
 	// the sink's own dead-letter topic never match.
-	TopicsRegex string `yaml:"topics_regex"`
+	TopicsRegex string `yaml:"topics_regex" desc:"Go (RE2) regular expression matched against whole topic names, e.g. shop\\.public\\..*. Topics starting with _ and the sink's dead-letter topic never match."`
 	// Start is where a partition with no stored offset begins: "earliest"
 	// (default) or "latest". It applies to partitions that exist when the
 	// sink first starts; partitions created later always start at their
 	// beginning, so nothing written after the sink started is skipped. The
 	// "latest" positions are stored at once, so a restart never skips
 	// records written while the sink was down.
-	Start string `yaml:"start"`
+	Start string `yaml:"start" default:"earliest" enum:"earliest,latest" desc:"Where partitions begin on the sink's very first start (no offsets stored in the target): earliest (backfill from the compacted topics) or latest. Later starts always resume from the stored offsets, and partitions that appear later start at their beginning."`
 	// BatchSize is the most records applied in one target transaction.
-	BatchSize int `yaml:"batch_size"`
+	BatchSize int `yaml:"batch_size" default:"5000" desc:"Most records applied in one target transaction (with their offsets)."`
 	// FlushInterval is the longest a consumed record waits before its batch
 	// is applied.
-	FlushInterval time.Duration `yaml:"flush_interval"`
+	FlushInterval time.Duration `yaml:"flush_interval" default:"200ms" desc:"Longest time a consumed record waits before its batch is applied."`
 	// MaxPollRecords caps the records taken from the client per poll.
-	MaxPollRecords int `yaml:"max_poll_records"`
+	MaxPollRecords int `yaml:"max_poll_records" default:"5000" desc:"Most records taken from the Kafka client per poll."`
 	// FetchMaxBytes caps what the Kafka client buffers per fetch; together
 	// with BatchSize it bounds the sink's memory.
-	FetchMaxBytes int32 `yaml:"fetch_max_bytes"`
+	FetchMaxBytes int32 `yaml:"fetch_max_bytes" default:"16777216" desc:"Bytes the Kafka client fetches and buffers at most per fetch request; with batch_size it bounds the sink's memory."`
 	// InsertMode is "upsert" (default): c, r and u replace the row by key;
 	// or "insert": they are plain INSERTs and a duplicate key is a rejected
 	// record.
-	InsertMode string `yaml:"insert.mode"`
+	InsertMode string `yaml:"insert.mode" default:"upsert" enum:"upsert,insert" desc:"upsert: c, r and u events insert or replace the row by primary key. insert: they are plain INSERTs, and a duplicate key is a rejected record."`
 	// TableNameFormat builds the target table name from placeholders
 	// ${topic}, ${source.db}, ${source.schema} (the database for MySQL
 	// events, which have no schema) and ${source.table}. A dot separates the
 	// schema (PostgreSQL) or database (MySQL) from the table. Default: the
 	// target's DefaultTableNameFormat.
-	TableNameFormat string `yaml:"table_name_format"`
+	TableNameFormat string `yaml:"table_name_format" desc:"Target table name built from ${topic}, ${source.db}, ${source.schema} (the database for MySQL events) and ${source.table}; a dot separates schema (PostgreSQL) or database (MySQL) from table. Default: ${source.schema}.${source.table} for postgres and mysql, ${source.schema}_${source.table} for sqlite."`
 	// FieldsInclude / FieldsExclude list columns to keep / drop, each
 	// "column" (any table) or "<topic>:column". Key columns are always kept.
-	FieldsInclude []string `yaml:"fields.include"`
-	FieldsExclude []string `yaml:"fields.exclude"`
+	FieldsInclude []string `yaml:"fields.include" desc:"Columns to copy, each column or <topic>:column; key columns are always copied. Default: all."`
+	FieldsExclude []string `yaml:"fields.exclude" desc:"Columns not to copy, each column or <topic>:column; key columns cannot be excluded."`
 	// ErrorsTolerance is "none" (default: a record the target rejects stops
 	// the sink with an error naming it) or "all" (it goes to the dead-letter
 	// topic with __connect.errors.* headers and the sink goes on).
-	ErrorsTolerance string `yaml:"errors.tolerance"`
+	ErrorsTolerance string `yaml:"errors.tolerance" default:"none" enum:"none,all" desc:"none: a record the target rejects (or that cannot be decoded) stops the sink with an error naming topic, partition, offset, key and cause. all: it goes to the dead-letter topic with Kafka Connect __connect.errors.* headers and the sink goes on."`
 	// DLQTopic overrides the dead-letter topic name "<name>.dlq".
-	DLQTopic string `yaml:"errors.deadletterqueue.topic.name"`
+	DLQTopic string `yaml:"errors.deadletterqueue.topic.name" desc:"Dead-letter topic. Default <name>.dlq."`
 	// TopicRefreshInterval is how often new topics and partitions are looked
 	// for.
-	TopicRefreshInterval time.Duration `yaml:"topic_refresh_interval"`
+	TopicRefreshInterval time.Duration `yaml:"topic_refresh_interval" default:"10s" desc:"How often new topics and partitions are looked for."`
 	// ShutdownTimeout bounds the final flush when the sink is stopped.
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"30s" desc:"Bound on applying the last consumed records when the sink stops."`
 }
 
 // Defaults of Spec.

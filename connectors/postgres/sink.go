@@ -39,6 +39,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -670,7 +671,7 @@ func (x *sinkTx) write(ctx context.Context, spec *sink.TableSpec, info *sinkTabl
 			return fmt.Errorf("column %s is missing from %s", c.Name, spec.QualifiedName())
 		}
 		names[i] = sinkQuote(c.Name)
-		sel[i] = sinkQuote(c.Name) + "::" + typ
+		sel[i] = sinkQuote(c.Name) + "::" + sinkCastType(typ)
 	}
 	stg, err := x.stage(ctx, spec, cols)
 	if err != nil {
@@ -754,7 +755,9 @@ func (x *sinkTx) deleteKeys(ctx context.Context, spec *sink.TableSpec, info *sin
 				if j > 0 {
 					b.WriteString(", ")
 				}
-				fmt.Fprintf(&b, "$%d::%s", len(args), info.types[col.Name])
+				// Parameters go as text and are cast by the server, so one
+				// code path serves every column type.
+				fmt.Fprintf(&b, "$%d::text::%s", len(args), sinkCastType(info.types[col.Name]))
 			}
 			b.WriteString(")")
 		}
@@ -764,6 +767,20 @@ func (x *sinkTx) deleteKeys(ctx context.Context, spec *sink.TableSpec, info *sin
 		}
 	}
 	return nil
+}
+
+var (
+	sinkVarcharRe = regexp.MustCompile(`character varying\(\d+\)`)
+	sinkCharRe    = regexp.MustCompile(`character\(\d+\)`)
+)
+
+// sinkCastType is the type the staged text is cast to. An explicit cast to
+// varchar(n) or char(n) silently truncates, so those are cast without a
+// length and the assignment to the column checks it (and fails, which makes
+// the record a rejected one instead of a silently shortened value).
+func sinkCastType(typ string) string {
+	typ = sinkVarcharRe.ReplaceAllString(typ, "varchar")
+	return sinkCharRe.ReplaceAllString(typ, "bpchar")
 }
 
 // Debezium's encodings of PostgreSQL's infinite timestamps.

@@ -62,11 +62,11 @@ func init() { sink.Register("sqlite", driver{}) }
 // Config is the sqlite sink's own configuration.
 type Config struct {
 	// Path of the database file; its folder is created if missing.
-	Path string `yaml:"path"`
+	Path string `yaml:"path" required:"true" desc:"SQLite database file of the copy; its folder is created if missing. The file is in WAL mode: readers never block the sink nor see a half-applied batch."`
 	// Synchronous is "normal" (default) or "full"; see the package doc.
-	Synchronous string `yaml:"synchronous"`
+	Synchronous string `yaml:"synchronous" default:"normal" enum:"normal,full" desc:"PRAGMA synchronous. normal: a process crash loses nothing committed; a power loss may roll back the last batches together with their offsets, which are then applied again. full: also durable across power loss, slower."`
 	// BusyTimeout is how long a write waits for another writer's lock.
-	BusyTimeout time.Duration `yaml:"busy_timeout"`
+	BusyTimeout time.Duration `yaml:"busy_timeout" default:"5s" desc:"How long a write waits for a lock held by another writer of the file."`
 }
 
 // Validate implements sink.Config.

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tributary-cdc/tributary/sink"
+	"github.com/tributary-cdc/tributary/sink/sinktest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -143,4 +145,90 @@ func TestApplyAndRejected(t *testing.T) {
 	if err := tg.EnsureTable(ctx, &sink.TableSpec{Schema: "public", Name: "x", Columns: spec.Columns}); err == nil || !strings.Contains(err.Error(), "no schemas") {
 		t.Fatalf("dotted name: %v", err)
 	}
+}
+
+// sqliteHarness runs the sink conformance suite on a SQLite file.
+type sqliteHarness struct {
+	path string
+	db   *sql.DB
+}
+
+func (h *sqliteHarness) NewTarget(t *testing.T) sink.Target {
+	return NewTarget("conformance", Config{Path: h.path}, sinktest.Logger())
+}
+func (h *sqliteHarness) TableNameFormat() string { return "${source.schema}_${source.table}" }
+func (h *sqliteHarness) Table(schema, table string) string {
+	return quote(schema + "_" + table)
+}
+func (h *sqliteHarness) OffsetsTable() string   { return sink.OffsetsTable }
+func (h *sqliteHarness) Text(col string) string { return "CAST(" + quote(col) + " AS TEXT)" }
+func (h *sqliteHarness) conn(t *testing.T) *sql.DB {
+	if h.db == nil {
+		if err := os.MkdirAll(filepath.Dir(h.path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", h.path+"?_pragma=busy_timeout(10000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.db = db
+	}
+	return h.db
+}
+func (h *sqliteHarness) Query(t *testing.T, q string) []string {
+	t.Helper()
+	rows, err := h.conn(t).Query(q)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return nil
+		}
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		parts := make([]string, len(cols))
+		for i, v := range vals {
+			parts[i] = "NULL"
+			if v.Valid {
+				parts[i] = v.String
+			}
+		}
+		out = append(out, strings.Join(parts, "|"))
+	}
+	return out
+}
+func (h *sqliteHarness) Exec(t *testing.T, q string) {
+	t.Helper()
+	if _, err := h.conn(t).Exec(q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+func (h *sqliteHarness) Nullable(t *testing.T, schema, table, col string) bool {
+	t.Helper()
+	var nn int
+	err := h.conn(t).QueryRow(`SELECT "notnull" FROM pragma_table_info(?) WHERE name = ?`, schema+"_"+table, col).Scan(&nn)
+	if err != nil {
+		t.Fatalf("column %s of %s_%s: %v", col, schema, table, err)
+	}
+	return nn == 0
+}
+
+func TestConformance(t *testing.T) {
+	h := &sqliteHarness{path: filepath.Join(t.TempDir(), "conf.db")}
+	t.Cleanup(func() {
+		if h.db != nil {
+			h.db.Close()
+		}
+	})
+	sinktest.Conformance(t, h)
 }
