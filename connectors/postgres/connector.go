@@ -26,9 +26,11 @@
 package postgres
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -39,6 +41,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/tributary-cdc/tributary/schema"
 	"github.com/tributary-cdc/tributary/source"
@@ -140,6 +143,21 @@ func (c *connector) connectError(err error) error {
 		}
 	}
 	return fmt.Errorf("postgres: cannot connect to %s: %s", c.where(), msg)
+}
+
+// connectBulk opens a connection for snapshot reads, with a large read
+// buffer: COPY output arrives as one small message per row, and the default
+// 8 kB buffer costs a read system call every few dozen rows.
+func (c *connector) connectBulk(ctx context.Context) (*pgx.Conn, error) {
+	cfg := c.connCfg.Copy()
+	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(bufio.NewReaderSize(r, 256<<10), w)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, c.connectError(err)
+	}
+	return conn, nil
 }
 
 // connectReplication opens a logical replication connection (walsender

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 // Integration tests against the PostgreSQL of `make test`
 // (TRIBUTARY_TEST_PG_URL). Each test works in a database of its own.
 
-func envURL(t *testing.T, name string) string {
+func envURL(t testing.TB, name string) string {
 	t.Helper()
 	u := os.Getenv(name)
 	if u == "" {
@@ -37,7 +38,7 @@ func randSuffix() string {
 }
 
 // withDatabase replaces the database of a URL (and optionally adds params).
-func withDatabase(t *testing.T, raw, db string, params map[string]string) string {
+func withDatabase(t testing.TB, raw, db string, params map[string]string) string {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -57,7 +58,7 @@ func withDatabase(t *testing.T, raw, db string, params map[string]string) string
 }
 
 type testDB struct {
-	t     *testing.T
+	t     testing.TB
 	name  string
 	url   string
 	admin string // URL of the server's postgres database
@@ -65,7 +66,7 @@ type testDB struct {
 }
 
 // newTestDB creates a fresh database and drops it (and its slots) at the end.
-func newTestDB(t *testing.T) *testDB {
+func newTestDB(t testing.TB) *testDB {
 	t.Helper()
 	admin := envURL(t, "TRIBUTARY_TEST_PG_URL")
 	name := "trib_pg_" + randSuffix()
@@ -315,7 +316,7 @@ type writer struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	err  error
-	ops  int
+	ops  atomic.Int64
 }
 
 func startWriter(t *testing.T, dbURL, table string, firstNewID int64) *writer {
@@ -351,7 +352,7 @@ func startWriter(t *testing.T, dbURL, table string, firstNewID int64) *writer {
 				w.err = err
 				return
 			}
-			w.ops++
+			w.ops.Add(1)
 		}
 	}()
 	return w
@@ -397,7 +398,7 @@ func TestIntegrationSnapshotWithConcurrentWritesThenStream(t *testing.T) {
 		}
 		return false
 	})
-	opsDuringSnapshot := w.ops
+	opsDuringSnapshot := w.ops.Load()
 	rt.setSlow(0, 0)
 	time.Sleep(500 * time.Millisecond)
 	w.halt(t)
@@ -447,7 +448,7 @@ func TestIntegrationSnapshotWithConcurrentWritesThenStream(t *testing.T) {
 	}
 	got := replay(t, evs, "tp.public.items")
 	sameState(t, "items", got, dbState(t, d, "items"))
-	t.Logf("%d snapshot reads, %d writer ops during the snapshot (%d in all), %d events", reads, opsDuringSnapshot, w.ops, len(evs))
+	t.Logf("%d snapshot reads, %d writer ops during the snapshot (%d in all), %d events", reads, opsDuringSnapshot, w.ops.Load(), len(evs))
 
 	// Offsets: the snapshot completion carries Debezium's fields, later
 	// checkpoints move forward.
@@ -932,4 +933,38 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+func TestIntegrationSnapshotKeysetPaginationOddKeys(t *testing.T) {
+	d := newTestDB(t)
+	d.exec(`CREATE TABLE kv (k text, i int, ts timestamptz, v text, PRIMARY KEY (k, i, ts))`)
+	keys := []string{"plain", "it's", `back\slash`, "tab\there", "new\nline", "ünïcødé", `\N`, "", " lead", "trail ", `quote"d`, `\\x00`}
+	want := map[string]bool{}
+	for _, k := range keys {
+		for i := 1; i <= 3; i++ {
+			ts := fmt.Sprintf("2024-01-0%d 10:00:00.123456+02", i)
+			d.exec(`INSERT INTO kv VALUES ($1, $2, $3, $4)`, k, i, ts, "v:"+k)
+			want[fmt.Sprintf("%q/%d", k, i)] = true
+		}
+	}
+	cfg := d.config("kv")
+	cfg.SnapshotChunkRows = 4 // many chunks, keys split inside a k
+	rt := newFakeRuntime(t, nil)
+	r := start(t, "keyset_"+d.name, cfg, rt)
+	evs := r.waitEvents(30*time.Second, "snapshot", func([]event) bool { return rt.lastCheckpoint() != nil })
+	got := map[string]bool{}
+	for _, e := range evs {
+		k := e.After["k"].(string)
+		id := fmt.Sprintf("%q/%d", k, e.After["i"])
+		if got[id] {
+			t.Fatalf("row %s read twice", id)
+		}
+		got[id] = true
+		if e.After["v"] != "v:"+k || e.Key["k"] != k {
+			t.Fatalf("row %s: value %q key %v", id, e.After["v"], e.Key)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d rows read, want %d", len(got), len(want))
+	}
 }

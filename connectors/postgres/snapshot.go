@@ -129,7 +129,7 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		}
 	}()
 	for i := 0; i < nw; i++ {
-		wc, err := c.connect(ctx)
+		wc, err := c.connectBulk(ctx)
 		if err != nil {
 			return snapshotResult{}, err
 		}
@@ -177,7 +177,7 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 	}
 	for i := 0; i < nw; i++ {
 		w := &snapWorker{c: c, conn: conns[i], out: out, lsn: cp, txid: txid, chunk: c.cfg.SnapshotChunkRows,
-			buf: make([]byte, 0, 4096), src: c.sourceValues()}
+			buf: make([]byte, 0, 4096), src: c.sourceValues(), snapTrue: "true", snapLast: "last"}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -395,6 +395,10 @@ type snapWorker struct {
 	src    []any
 	fields [][]byte
 	keyF   [][]byte
+	tsUs   int64
+	// source.snapshot values, boxed once: storing a string variable in an
+	// interface allocates on every row.
+	snapTrue, snapLast any
 
 	// per table
 	ctx     context.Context
@@ -564,7 +568,7 @@ func (w *snapWorker) row(line []byte) error {
 	}
 	w.nChunk++
 	if w.hasPrev {
-		rec, err := w.encode(w.rows[1-w.cur], "true")
+		rec, err := w.encode(w.rows[1-w.cur], w.snapTrue)
 		if err != nil {
 			return err
 		}
@@ -577,14 +581,19 @@ func (w *snapWorker) row(line []byte) error {
 	return nil
 }
 
-func (w *snapWorker) encode(row []any, snap string) (source.Record, error) {
+func (w *snapWorker) encode(row []any, snap any) (source.Record, error) {
 	t := w.t
-	now := time.Now()
-	w.src[schema.SrcTsMs] = now.UnixMilli()
-	w.src[schema.SrcTsUs] = now.UnixMicro()
-	w.src[schema.SrcTsNs] = now.UnixNano()
+	if len(w.batch) == 0 || w.tsUs == 0 {
+		// The read time, taken once per batch: boxing three timestamps
+		// per row costs more than the precision is worth.
+		now := time.Now()
+		w.tsUs = now.UnixMicro()
+		w.src[schema.SrcTsMs] = now.UnixMilli()
+		w.src[schema.SrcTsUs] = w.tsUs
+		w.src[schema.SrcTsNs] = now.UnixNano()
+	}
 	w.src[schema.SrcSnapshot] = snap
-	env := schema.Envelope{Op: schema.OpRead, After: row, Source: w.src, TsUs: now.UnixMicro()}
+	env := schema.Envelope{Op: schema.OpRead, After: row, Source: w.src, TsUs: w.tsUs}
 	rec, buf, err := encodeRecord(t.codec, t.shape.table.Topic, w.buf, row, &env)
 	w.buf = buf
 	if err != nil {
@@ -626,11 +635,11 @@ func (w *snapWorker) finishTable(ctx context.Context) error {
 	b := snapBatch{tableDone: w.t}
 	if w.hasPrev {
 		prev := w.rows[1-w.cur]
-		rt, err := w.encode(prev, "true")
+		rt, err := w.encode(prev, w.snapTrue)
 		if err != nil {
 			return err
 		}
-		rl, err := w.encode(prev, "last")
+		rl, err := w.encode(prev, w.snapLast)
 		if err != nil {
 			return err
 		}
