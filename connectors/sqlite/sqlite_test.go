@@ -160,8 +160,10 @@ func (h *sqliteHarness) TableNameFormat() string { return "${source.schema}_${so
 func (h *sqliteHarness) Table(schema, table string) string {
 	return quote(schema + "_" + table)
 }
-func (h *sqliteHarness) OffsetsTable() string   { return sink.OffsetsTable }
-func (h *sqliteHarness) Text(col string) string { return "CAST(" + quote(col) + " AS TEXT)" }
+func (h *sqliteHarness) OffsetsTable() string { return sink.OffsetsTable }
+
+func (h *sqliteHarness) CreateNamespace(*testing.T, string) {}
+func (h *sqliteHarness) Text(col string) string             { return "CAST(" + quote(col) + " AS TEXT)" }
 func (h *sqliteHarness) conn(t *testing.T) *sql.DB {
 	if h.db == nil {
 		if err := os.MkdirAll(filepath.Dir(h.path), 0o755); err != nil {

@@ -34,6 +34,9 @@ type Harness interface {
 	// Query runs a query and renders each row as "v1|v2", NULL as "NULL".
 	Query(t *testing.T, sql string) []string
 	Exec(t *testing.T, sql string)
+	// CreateNamespace creates the schema or database a fixture table of
+	// source schema schema goes to, if the target has such a thing.
+	CreateNamespace(t *testing.T, schema string)
 	// Nullable reports whether a column of a copy accepts NULL.
 	Nullable(t *testing.T, schema, table, col string) bool
 }
@@ -207,7 +210,8 @@ func (c *conf) rows(table string, cols ...string) []string {
 	c.t.Helper()
 	sel := make([]string, len(cols))
 	for i, col := range cols {
-		sel[i] = c.h.Text(col)
+		// Aliased so ORDER BY names the table's column, not the text.
+		sel[i] = c.h.Text(col) + fmt.Sprintf(" AS v%d", i)
 	}
 	return c.h.Query(c.t, "SELECT "+strings.Join(sel, ", ")+" FROM "+c.h.Table(c.schema, table)+" ORDER BY "+cols[0])
 }
@@ -407,6 +411,7 @@ func confReject(t *testing.T, h Harness, dlq bool) {
 	cols := []Col{{Name: "sku", Type: String("VARCHAR", "20")}, {Name: "qty", Type: Int32("INT4")}}
 	tb, enc := c.table("stock", cols, "sku")
 	c.createTopic(tb.Topic, 2)
+	h.CreateNamespace(t, c.schema)
 	h.Exec(t, "CREATE TABLE "+h.Table(c.schema, "stock")+" (sku VARCHAR(20) NOT NULL PRIMARY KEY, qty INTEGER CHECK (qty >= 0))")
 	recs := []*kgo.Record{
 		c.ev(enc, "c", nil, map[string]any{"sku": "a", "qty": 1}),
