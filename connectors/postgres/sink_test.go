@@ -64,7 +64,7 @@ func (h *sinkPGHarness) TableNameFormat() string { return "${source.schema}.${so
 func (h *sinkPGHarness) Table(schema, table string) string {
 	return pgx.Identifier{schema, table}.Sanitize()
 }
-func (h *sinkPGHarness) OffsetsTable() string  { return "public." + sink.OffsetsTable }
+func (h *sinkPGHarness) OffsetsTable() string   { return "public." + sink.OffsetsTable }
 func (h *sinkPGHarness) Text(col string) string { return pgx.Identifier{col}.Sanitize() + "::text" }
 func (h *sinkPGHarness) CreateNamespace(t *testing.T, schema string) {
 	h.Exec(t, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
@@ -197,7 +197,9 @@ func TestSinkNativeTypes(t *testing.T) {
 	spec.Name, spec.Topics, spec.FlushInterval = "types", []string{topic}, 20*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sink.Run(ctx, spec, h.NewTarget(t), sink.Deps{NewClient: cluster.NewClient, Decoder: reg, Logger: sinktest.Logger()}) }()
+	go func() {
+		done <- sink.Run(ctx, spec, h.NewTarget(t), sink.Deps{NewClient: cluster.NewClient, Decoder: reg, Logger: sinktest.Logger()})
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for len(h.Query(t, "SELECT next_offset FROM public.tributary_offsets WHERE sink_name = 'types' AND next_offset = 2")) == 0 {
 		select {
