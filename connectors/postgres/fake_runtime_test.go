@@ -39,6 +39,7 @@ type fakeRuntime struct {
 	log     *slog.Logger
 	// withholdDurable makes checkpoints never durable (the slot must not move).
 	withholdDurable bool
+	heldDurable     []func()
 	// slowEvery and slowFor make every slowEvery-th Emit take slowFor.
 	slowEvery int
 	slowFor   time.Duration
@@ -158,10 +159,27 @@ func (f *fakeRuntime) Checkpoint(ctx context.Context, offset map[string]any, dur
 	f.checkpoints = append(f.checkpoints, m)
 	f.emittedAt = append(f.emittedAt, len(f.records))
 	f.mu.Unlock()
-	if !f.withholdDurable {
+	f.mu.Lock()
+	hold := f.withholdDurable
+	if hold {
+		f.heldDurable = append(f.heldDurable, durable)
+	}
+	f.mu.Unlock()
+	if !hold {
 		durable()
 	}
 	return nil
+}
+
+// releaseDurable makes the withheld checkpoints durable, in order.
+func (f *fakeRuntime) releaseDurable() {
+	f.mu.Lock()
+	held := f.heldDurable
+	f.heldDurable, f.withholdDurable = nil, false
+	f.mu.Unlock()
+	for _, d := range held {
+		d()
+	}
 }
 
 func (f *fakeRuntime) Flush(ctx context.Context) error {

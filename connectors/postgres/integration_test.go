@@ -968,3 +968,38 @@ func TestIntegrationSnapshotKeysetPaginationOddKeys(t *testing.T) {
 		t.Fatalf("%d rows read, want %d", len(got), len(want))
 	}
 }
+
+// The slot's confirmed position moves only to checkpoints the runtime
+// reported durable (invariant 2).
+func TestIntegrationSlotWaitsForDurability(t *testing.T) {
+	d := newTestDB(t)
+	d.exec(`CREATE TABLE items (id bigint PRIMARY KEY, n int)`)
+	name := "durable_" + d.name
+	slot := defaultObjectName(name)
+	rt := newFakeRuntime(t, nil)
+	rt.withholdDurable = true
+	r := start(t, name, d.config("items"), rt)
+	r.waitEvents(30*time.Second, "snapshot checkpoint", func([]event) bool { return rt.lastCheckpoint() != nil })
+	confirmed := func() int64 {
+		var c int64
+		if err := d.conn.QueryRow(context.Background(), `SELECT confirmed_flush_lsn - '0/0' FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	initial := confirmed()
+	for i := 1; i <= 20; i++ {
+		d.exec(`INSERT INTO items VALUES ($1, 0)`, i)
+	}
+	r.waitEvents(30*time.Second, "20 inserts", func(evs []event) bool { return len(evs) == 20 })
+	waitFor(t, 10*time.Second, "a checkpoint past the inserts", func() bool {
+		return rt.lastCheckpoint()["lsn"].(float64) > float64(initial)
+	})
+	time.Sleep(500 * time.Millisecond) // several status intervals
+	if c := confirmed(); c != initial {
+		t.Fatalf("confirmed_flush_lsn moved from %d to %d with nothing durable", initial, c)
+	}
+	rt.releaseDurable()
+	want := int64(rt.lastCheckpoint()["lsn"].(float64))
+	waitFor(t, 10*time.Second, "confirmed_flush_lsn to follow the durable checkpoint", func() bool { return confirmed() >= want })
+}

@@ -128,10 +128,10 @@ func (s *streamer) run(ctx context.Context, replConn *pgconn.PgConn) (err error)
 		return fmt.Errorf("postgres: start replication from slot %q at %s on %s: %w", c.slot, s.start, c.where(), err)
 	}
 	c.log.Info("streaming changes", "slot", c.slot, "publication", c.publication, "from", s.start.String())
-	if s.skipBelow != 0 {
-		// The committed offset is durable: it may be acknowledged right away.
-		c.setDurable(s.skipBelow)
-	}
+	// The start is the committed offset, the slot's confirmed position or a
+	// new slot's consistent point: the slot is there already, so reporting
+	// it acknowledges nothing new.
+	c.setDurable(s.start)
 
 	statusConn, err := c.connect(ctx)
 	if err != nil {
@@ -805,10 +805,10 @@ func (s *streamer) statusLoop(ctx context.Context, conn *pgx.Conn, stop <-chan s
 	lastAdvance := time.Now()
 	hbFailed := false
 	send := func() {
+		// Sent even when nothing is durable yet (position 0, which the
+		// server ignores): it is also the reply that keeps wal_sender_timeout
+		// from closing the connection.
 		d := c.durable.Load()
-		if d == 0 {
-			return
-		}
 		err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(d)})
 		if err != nil && ctx.Err() == nil {
 			c.log.Debug("send standby status update failed", "error", err)
