@@ -204,7 +204,10 @@ func (rt *runtime) Emit(ctx context.Context, r Record) error {
 	rt.mu.Unlock()
 
 	rec := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
-	rt.d.Client.Produce(ctx, rec, func(rec *kgo.Record, err error) { rt.acked(ep, rec, err) })
+	// Once emitted, a record belongs to the runtime: a connector cancelling
+	// the context of one phase (say, its snapshot workers) must not abort
+	// records still buffered. Shutdown aborts them by closing the client.
+	rt.d.Client.Produce(context.WithoutCancel(ctx), rec, func(rec *kgo.Record, err error) { rt.acked(ep, rec, err) })
 	return nil
 }
 
@@ -215,6 +218,9 @@ func (rt *runtime) acked(ep *epoch, rec *kgo.Record, err error) {
 	if err != nil {
 		ep.failed = true
 		rt.d.Metrics.ProducerErrors.WithLabelValues(rt.name).Inc()
+		if rt.err == nil {
+			rt.log.Error("the log refused a record; the source stops without acknowledging this position", "topic", rec.Topic, "error", err)
+		}
 		rt.fail(fmt.Errorf("producing to %s: %w", rec.Topic, err))
 		return
 	}
