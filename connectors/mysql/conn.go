@@ -274,7 +274,9 @@ func binlogEnd(conn *client.Conn, flavor string) (position, error) {
 	if r.RowNumber() == 0 {
 		return position{}, errors.New("SHOW MASTER STATUS returned nothing: the binary log is off")
 	}
+	// GetString aliases the connection's buffer: copy before the next query.
 	file, _ := r.GetStringByName(0, "File")
+	file = strings.Clone(file)
 	pos, _ := r.GetUintByName(0, "Position")
 	p := position{File: file, Pos: uint32(pos)}
 	if flavor == flavorMariaDB {
@@ -286,7 +288,7 @@ func binlogEnd(conn *client.Conn, flavor string) (position, error) {
 			p.GTIDs = rows[0][0]
 		}
 	} else if gs, err := r.GetStringByName(0, "Executed_Gtid_Set"); err == nil {
-		p.GTIDs = strings.ReplaceAll(strings.TrimSpace(gs), "\n", "")
+		p.GTIDs = strings.Clone(strings.ReplaceAll(strings.TrimSpace(gs), "\n", ""))
 	}
 	return p, nil
 }

@@ -83,6 +83,7 @@ type run struct {
 	replicaID uint32
 	serverID  uint32
 	states    map[tableID]*tableState
+	warned    map[string]bool
 
 	mu         sync.Mutex
 	durablePos position
@@ -93,7 +94,8 @@ func (r *run) tableState(id tableID, def *tableDef) (*tableState, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u := ts.unknownColumns(); len(u) > 0 {
+	if u := ts.unknownColumns(); len(u) > 0 && !r.warned[id.String()+"|"+strings.Join(u, ",")] {
+		r.warned[id.String()+"|"+strings.Join(u, ",")] = true
 		r.c.log.Warn("columns of types without a Debezium mapping are sent as text", "table", id.String(), "columns", strings.Join(u, ", "))
 	}
 	return ts, nil
@@ -145,7 +147,7 @@ func (c *Connector) Run(ctx context.Context, rt source.Runtime) error {
 		hist:      &history{store: c.hist, server: c.cfg.TopicPrefixValue, flavor: si.flavor},
 		em:        &emitter{rt: rt, name: c.cfg.TopicPrefixValue, srcDef: schema.MySQLSource()},
 		replicaID: c.cfg.serverID(c.name), serverID: uint32(serverID),
-		states: map[tableID]*tableState{},
+		states: map[tableID]*tableState{}, warned: map[string]bool{},
 	}
 	if err := c.checkReplicaID(conn, r); err != nil {
 		return err
@@ -377,7 +379,6 @@ func (c *Connector) scanForDDL(ctx context.Context, r *run, cat *catalog, pos, e
 		return err
 	}
 	defer syncer.Close()
-	scratch := cat.clone()
 	file := pos.File
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
@@ -399,14 +400,9 @@ func (c *Connector) scanForDDL(ctx context.Context, r *run, cat *catalog, pos, e
 			if u == "BEGIN" || u == "COMMIT" || u == "ROLLBACK" || strings.HasPrefix(u, "XA ") || strings.HasPrefix(u, "SAVEPOINT") {
 				break
 			}
-			res, err := r.ddl.apply(scratch, r.filter, string(e.Schema), q)
-			if err != nil || len(res.changes) > 0 || len(res.dbCharset) > 0 {
-				reason := "changes tracked tables"
-				if err != nil {
-					reason = err.Error()
-				}
-				return fmt.Errorf("the current table shapes cannot stand in for the lost history: DDL ran after the resume position %s (at %s:%d: %s; %s); take a new snapshot (delete the connector's offset, or set snapshot: when_needed)",
-					pos, file, h.LogPos-h.EventSize, clip(q, 200), reason)
+			if r.ddl.touchesTracked(r.filter, string(e.Schema), q) {
+				return fmt.Errorf("the current table shapes cannot stand in for the lost history: DDL ran after the resume position %s (at %s:%d: %s); take a new snapshot (delete the connector's offset, or set snapshot: when_needed)",
+					pos, file, h.LogPos-h.EventSize, clip(q, 200))
 			}
 		}
 		if file != "" && h.LogPos > 0 && compareFilePos(file, h.LogPos, end.File, end.Pos) >= 0 {

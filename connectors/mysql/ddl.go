@@ -137,6 +137,9 @@ func rewrite(sql string) (out string, typeOverride map[string]string, replace bo
 	var edits []edit
 	for _, m := range colTypeRe.FindAllStringSubmatchIndex(masked, -1) {
 		col := unquoteIdent(sql[m[4]:m[5]])
+		if u := strings.ToUpper(sql[m[4]:m[5]]); u == "COLUMN" || u == "EXISTS" {
+			continue // "ADD COLUMN point INT": point is the name
+		}
 		typ := strings.ToUpper(sql[m[6]:m[7]])
 		typeOverride[strings.ToLower(col)] = typ
 		edits = append(edits, edit{m[6], m[7], standIns[typ]})
@@ -699,8 +702,11 @@ func (d *ddlParser) alterSpec(cat *catalog, t *tableDef, spec *ast.AlterTableSpe
 	switch spec.Tp {
 	case ast.AlterTableAddColumns:
 		for _, cd := range spec.NewColumns {
-			if spec.IfNotExists && t.colIndex(cd.Name.Name.O) >= 0 {
-				continue
+			if t.colIndex(cd.Name.Name.O) >= 0 {
+				if spec.IfNotExists {
+					continue
+				}
+				return fmt.Errorf("ADD COLUMN %q: the column already exists in the known shape", cd.Name.Name.O)
 			}
 			c, pk := d.column(cd, overrides, t.DefaultCharset)
 			if err := d.insertAt(t, c, spec.Position); err != nil {
@@ -809,4 +815,60 @@ func (d *ddlParser) alterSpec(cat *catalog, t *tableDef, spec *ast.AlterTableSpe
 		}
 	}
 	return nil
+}
+
+// touchesTracked reports whether a statement may change the shape of a
+// table in a tracked database (or cannot be parsed and may). It judges the
+// statement alone, without a catalog: the recovery scan has only the
+// shapes of after the statement.
+func (d *ddlParser) touchesTracked(f filter, defaultDB, sql string) bool {
+	text, _, _ := rewrite(sql)
+	stmts, _, err := d.p.Parse(text, "", "")
+	if err != nil {
+		return tableDDLRe.MatchString(sql) && d.mayTouchTracked(f, defaultDB, sql)
+	}
+	tracked := func(tn *ast.TableName) bool { return f.trackedDB(tableIDOf(tn, defaultDB).DB) }
+	for _, st := range stmts {
+		switch s := st.(type) {
+		case *ast.CreateTableStmt:
+			if s.TemporaryKeyword == ast.TemporaryNone && tracked(s.Table) {
+				return true
+			}
+		case *ast.AlterTableStmt:
+			if tracked(s.Table) {
+				return true
+			}
+		case *ast.DropTableStmt:
+			if !s.IsView && s.TemporaryKeyword == ast.TemporaryNone {
+				for _, tn := range s.Tables {
+					if tracked(tn) {
+						return true
+					}
+				}
+			}
+		case *ast.RenameTableStmt:
+			for _, tt := range s.TableToTables {
+				if tracked(tt.OldTable) || tracked(tt.NewTable) {
+					return true
+				}
+			}
+		case *ast.CreateDatabaseStmt:
+			if f.trackedDB(s.Name.O) {
+				return true
+			}
+		case *ast.AlterDatabaseStmt:
+			db := s.Name.O
+			if db == "" {
+				db = defaultDB
+			}
+			if f.trackedDB(db) {
+				return true
+			}
+		case *ast.DropDatabaseStmt:
+			if f.trackedDB(s.Name.O) {
+				return true
+			}
+		}
+	}
+	return false
 }

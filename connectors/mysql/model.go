@@ -135,6 +135,7 @@ const (
 	kGeometry
 	kPoint
 	kInet6
+	kUUID
 )
 
 // baseType splits a TypeName into base name and the UNSIGNED/ZEROFILL flags.
@@ -199,6 +200,8 @@ func kindOf(typeName string) kind {
 		return kPoint
 	case "INET6":
 		return kInet6
+	case "UUID":
+		return kUUID
 	}
 	return kUnknown
 }

@@ -165,11 +165,12 @@ func (s *streamer) classify(err error) error {
 	}
 	if me, ok := mysqlError(err); ok {
 		switch me.Code {
+		case 4052: // MariaDB ER_SLAVE_SAME_ID
+			return s.duplicateID(err)
 		case gomysql.ER_MASTER_FATAL_ERROR_READING_BINLOG:
 			msg := strings.ToLower(me.Message)
 			if strings.Contains(msg, "same server") || strings.Contains(msg, "server_uuid/server_id") {
-				return fmt.Errorf("another replica with server_id %d connected to %s and the server dropped this one: server_id must be unique among replicas and connectors (set server_id): %w",
-					s.r.replicaID, s.c.ep.addr(), err)
+				return s.duplicateID(err)
 			}
 			return &purgedError{pos: s.pos, err: err}
 		case gomysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, gomysql.ER_ACCESS_DENIED_ERROR:
@@ -192,6 +193,11 @@ func (s *streamer) classify(err error) error {
 func isNetErr(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || strings.Contains(err.Error(), "broken pipe") || strings.Contains(err.Error(), "connection reset")
+}
+
+func (s *streamer) duplicateID(err error) error {
+	return fmt.Errorf("another replica with server_id %d is connected to %s, so the server dropped this connector's binlog connection: server_id must be unique among replicas and connectors (set server_id): %w",
+		s.r.replicaID, s.c.ep.addr(), err)
 }
 
 // killed explains a dump thread the server ended: most often another
@@ -261,7 +267,9 @@ func (s *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) erro
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		s.file = string(e.NextLogName)
-		if !s.inTxn {
+		// The rotate the server sends first when a dump starts (LogPos 0)
+		// only names the file; a real one moves to the next file.
+		if !s.inTxn && h.LogPos != 0 {
 			s.pos.File, s.pos.Pos = s.file, uint32(e.Position)
 		}
 	case *replication.MariadbGTIDEvent:
@@ -596,7 +604,7 @@ func typeFits(k kind, t byte) bool {
 		return t == gomysql.MYSQL_TYPE_DOUBLE
 	case kBit:
 		return t == gomysql.MYSQL_TYPE_BIT
-	case kString, kBytes, kInet6:
+	case kString, kBytes, kInet6, kUUID:
 		return t == gomysql.MYSQL_TYPE_VARCHAR || t == gomysql.MYSQL_TYPE_VAR_STRING || t == gomysql.MYSQL_TYPE_STRING ||
 			t == gomysql.MYSQL_TYPE_BLOB || t == gomysql.MYSQL_TYPE_TINY_BLOB || t == gomysql.MYSQL_TYPE_MEDIUM_BLOB || t == gomysql.MYSQL_TYPE_LONG_BLOB
 	case kDate:

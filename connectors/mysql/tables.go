@@ -92,7 +92,7 @@ func columnNames(def *tableDef) string {
 func (ts *tableState) unknownColumns() []string {
 	var out []string
 	for _, c := range ts.cols {
-		if c.kind == kUnknown || c.kind == kInet6 {
+		if c.kind == kUnknown || c.kind == kInet6 || c.kind == kUUID {
 			out = append(out, c.def.Name+" "+c.def.TypeExpression)
 		}
 	}

@@ -201,7 +201,7 @@ func (c *column) connectType() schema.Type {
 				{Name: "srid", Type: schema.Type{Kind: schema.Int32}, Optional: true},
 			}})
 	}
-	// kString, kInet6 and types Debezium does not know travel as text.
+	// kString, kInet6, kUUID and types Debezium does not know travel as text.
 	return with(schema.Type{Kind: schema.String})
 }
 
@@ -571,6 +571,13 @@ func (c *column) fromBinlog(v any) (any, error) {
 			}
 			return string(b), nil
 		}
+	case kUUID:
+		if b, ok := asBytes(v); ok && len(b) <= 16 {
+			// The binlog drops trailing zero bytes of the 16-byte value.
+			var u [16]byte
+			copy(u[:], b)
+			return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]), nil
+		}
 	default:
 		return unknownText(v), nil
 	}
@@ -658,7 +665,7 @@ func (c *column) fromText(v textValue) (any, error) {
 			return u != 0, nil
 		}
 		return bitsFromUint(u, c.def.length()), nil
-	case kString, kEnum, kSet, kJSON, kInet6:
+	case kString, kEnum, kSet, kJSON, kInet6, kUUID:
 		return s, nil
 	case kBytes:
 		return append([]byte(nil), v.b...), nil
