@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary-cdc/tributary/connectors/sqlite"
+	"github.com/tributary-cdc/tributary/schema"
 	"github.com/tributary-cdc/tributary/sink"
 	"github.com/tributary-cdc/tributary/sink/sinktest"
 )
@@ -347,7 +348,6 @@ func TestUpsertDeleteTruncateAndPrimaryKeyChange(t *testing.T) {
 
 func TestDebeziumTypesToSQLite(t *testing.T) {
 	e := newEnv(t)
-	e.reg.Unwrap = true // as the schema package's decoder delivers values
 	topic := "pg.inv.items"
 	tbl := &sinktest.Table{
 		Topic: topic, DB: "inv", Schema: "inv", Name: "items",
@@ -395,7 +395,10 @@ func TestDebeziumTypesToSQLite(t *testing.T) {
 	// A row of nulls.
 	e.produce(ev(t, enc, "c", nil, map[string]any{"id": int64(2), "price": sinktest.Dec("0.05")}))
 
-	r := start(context.Background(), e.spec("types", topic), e.target(), e.deps())
+	// Decoded by the schema package's decoder, as in a worker.
+	deps := e.deps()
+	deps.Decoder = schema.NewDecoder(e.reg)
+	r := start(context.Background(), e.spec("types", topic), e.target(), deps)
 	db := e.openDB()
 	waitOffsets(t, db, r, "types", map[string]int64{topic + "/0": 3})
 	eq(t, "typed row", queryRows(t, db, `SELECT id, price, ratio, CAST(born AS TEXT), CAST(seen AS TEXT), CAST(at AS TEXT), CAST(tod AS TEXT), uid, doc, tags, flags, hex(raw), ok, small, mood, span, note FROM inv_items ORDER BY id`),

@@ -36,7 +36,7 @@ type Spec struct {
 	BatchSize int `yaml:"batch_size" default:"5000" desc:"Most records applied in one target transaction (with their offsets)."`
 	// FlushInterval is the longest a consumed record waits before its batch
 	// is applied.
-	FlushInterval time.Duration `yaml:"flush_interval" default:"200ms" desc:"Longest time a consumed record waits before its batch is applied."`
+	FlushInterval time.Duration `yaml:"flush_interval" default:"50ms" desc:"Longest time a consumed record waits before its batch is applied."`
 	// MaxPollRecords caps the records taken from the client per poll.
 	MaxPollRecords int `yaml:"max_poll_records" default:"5000" desc:"Most records taken from the Kafka client per poll."`
 	// FetchMaxBytes caps what the Kafka client buffers per fetch; together
@@ -72,7 +72,7 @@ type Spec struct {
 // Defaults of Spec.
 const (
 	DefaultBatchSize            = 5000
-	DefaultFlushInterval        = 200 * time.Millisecond
+	DefaultFlushInterval        = 50 * time.Millisecond
 	DefaultFetchMaxBytes        = 16 << 20
 	DefaultTopicRefreshInterval = 10 * time.Second
 	DefaultShutdownTimeout      = 30 * time.Second

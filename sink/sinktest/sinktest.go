@@ -29,6 +29,7 @@ type Registry struct {
 	schemas map[int]avro.Schema
 	apis    map[int]avro.API
 	texts   map[string]int
+	byID    map[int]string
 	// Unwrap makes Decode return union values unwrapped (as the schema
 	// package's decoder does) instead of hamba/avro's {"branch": value}.
 	Unwrap bool
@@ -36,7 +37,7 @@ type Registry struct {
 
 // NewRegistry returns an empty registry; ids start at 1.
 func NewRegistry() *Registry {
-	return &Registry{next: 1, schemas: map[int]avro.Schema{}, apis: map[int]avro.API{}, texts: map[string]int{}}
+	return &Registry{next: 1, schemas: map[int]avro.Schema{}, apis: map[int]avro.API{}, texts: map[string]int{}, byID: map[int]string{}}
 }
 
 // Register parses and stores a schema, returning its id (the same id for the
@@ -59,6 +60,7 @@ func (r *Registry) Register(schemaJSON string) (int, error) {
 	// the same record name apart.
 	r.apis[id] = avro.Config{MaxByteSliceSize: 64 << 20}.Freeze()
 	r.texts[schemaJSON] = id
+	r.byID[id] = schemaJSON
 	return id, nil
 }
 
@@ -69,6 +71,18 @@ func (r *Registry) Schema(_ context.Context, id int) (avro.Schema, error) {
 	s, ok := r.schemas[id]
 	if !ok {
 		return nil, fmt.Errorf("schema id %d not found (40403)", id)
+	}
+	return s, nil
+}
+
+// SchemaByID returns a schema's text, as a registry does (it makes the
+// Registry a schema.SchemaFetcher).
+func (r *Registry) SchemaByID(_ context.Context, id int) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.byID[id]
+	if !ok {
+		return "", fmt.Errorf("schema id %d not found (40403)", id)
 	}
 	return s, nil
 }
