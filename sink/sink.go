@@ -108,7 +108,9 @@ func (tp TopicPartition) String() string { return fmt.Sprintf("%s[%d]", tp.Topic
 // to consume for each (sink, topic, partition). It is written in the same
 // transaction as the rows. Its columns are sink_name, topic,
 // kafka_partition, next_offset and updated_at ("partition" is reserved in
-// MySQL).
+// MySQL). One extra row per sink, topic "" and kafka_partition -1, marks
+// that the sink has started once (so "start: latest" applies only to its
+// first start); readers of real positions filter kafka_partition >= 0.
 const OffsetsTable = "tributary_offsets"
 
 var (

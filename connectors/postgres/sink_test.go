@@ -308,3 +308,86 @@ func TestSinkConfigValidate(t *testing.T) {
 		t.Fatalf("bad url: %v", err)
 	}
 }
+
+// BenchmarkSinkApply compares the sink's apply path (staging COPY + merge,
+// in batches of 5000 with offsets) against a bare COPY of the same rows
+// into an empty table, on TRIBUTARY_TEST_PG_URL.
+func BenchmarkSinkApply(b *testing.B) {
+	raw := os.Getenv("TRIBUTARY_TEST_PG_URL")
+	if raw == "" {
+		b.Fatal("TRIBUTARY_TEST_PG_URL is not set: run `make bench`")
+	}
+	ctx := context.Background()
+	tg := postgres.NewSinkTarget("bench", postgres.SinkConfig{URL: raw}, sinktest.Logger())
+	if err := tg.Connect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer tg.Close()
+	schemaName := fmt.Sprintf("bench_%x", time.Now().UnixNano()&0xffffff)
+	defer tg.Conn().Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schemaName+" CASCADE")
+	id := &sink.ColumnSpec{Name: "id", Type: sink.ColumnType{Kind: sink.KindInt64}, Key: true}
+	cols := []*sink.ColumnSpec{id,
+		{Name: "name", Type: sink.ColumnType{Kind: sink.KindString}},
+		{Name: "amount", Type: sink.ColumnType{Kind: sink.KindDecimal, Precision: 12, DecimalScale: 2}},
+		{Name: "at", Type: sink.ColumnType{Kind: sink.KindTimestamp}},
+		{Name: "note", Type: sink.ColumnType{Kind: sink.KindString}, Optional: true},
+	}
+	spec := &sink.TableSpec{Schema: schemaName, Name: "rows", Columns: cols, Key: []*sink.ColumnSpec{id}}
+	if err := tg.EnsureTable(ctx, spec); err != nil {
+		b.Fatal(err)
+	}
+	cs := &sink.ColSet{Columns: cols}
+	now := time.Now().UTC()
+	row := func(i int) []any {
+		return []any{int64(i), fmt.Sprintf("name-%d", i), "1234.56", now, "a note of about fifty bytes, give or take a few"}
+	}
+	const batch = 5000
+	b.Run("sink", func(b *testing.B) {
+		if _, err := tg.Conn().Exec(ctx, "TRUNCATE "+schemaName+".rows"); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i += batch {
+			n := min(batch, b.N-i)
+			changes := make([]sink.Change, n)
+			for j := range changes {
+				r := row(i + j)
+				changes[j] = sink.Change{Op: sink.OpUpsert, Key: r[:1], Cols: cs, Row: r}
+			}
+			tx, err := tg.Begin(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Apply(ctx, spec, changes); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.StoreOffsets(ctx, "bench", map[sink.TopicPartition]int64{{Topic: "t", Partition: 0}: int64(i + n)}); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+	b.Run("copy", func(b *testing.B) {
+		conn := tg.Conn()
+		tbl := schemaName + ".bare"
+		if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+tbl+" (id bigint PRIMARY KEY, name text, amount numeric(12,2), at timestamp, note text); TRUNCATE "+tbl); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i += batch {
+			n := min(batch, b.N-i)
+			rows := make([][]any, n)
+			for j := range rows {
+				r := row(i + j)
+				rows[j] = []any{r[0], r[1], r[2], r[3], r[4]}
+			}
+			if _, err := conn.CopyFrom(ctx, pgx.Identifier{schemaName, "bare"}, []string{"id", "name", "amount", "at", "note"}, pgx.CopyFromRows(rows)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
