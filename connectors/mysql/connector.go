@@ -281,7 +281,7 @@ func (c *Connector) snapshotAndCheckpoint(ctx context.Context, r *run, withData 
 // server, and its binlog must still be there.
 func (c *Connector) checkResumable(conn *client.Conn, r *run, pos position) error {
 	if pos.GTIDs == "" && pos.File == "" {
-		return fmt.Errorf("committed offset %s has neither a GTID set nor a binlog file; refusing to read the binlog from its first file (that would replay old changes); take a new snapshot by deleting the connector's offset", pos.offset())
+		return fmt.Errorf("committed offset %v has neither a GTID set nor a binlog file; refusing to read the binlog from its first file (that would replay old changes); take a new snapshot by deleting the connector's offset", pos.offset())
 	}
 	sizes, files, err := binlogFiles(conn)
 	if err != nil {

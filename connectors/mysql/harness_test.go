@@ -165,4 +165,5 @@ func wantErr(t testing.TB, err error, parts ...string) {
 			t.Fatalf("error does not mention %q:\n%v", p, err)
 		}
 	}
+	t.Logf("error (as expected): %v", err)
 }
