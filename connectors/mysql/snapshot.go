@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -317,7 +316,7 @@ func checkTablesExist(tables []string, cat *catalog) error {
 			if p.isPattern() {
 				missing = append(missing, fmt.Sprintf("pattern %q matches no table", t))
 			} else {
-				missing = append(missing, fmt.Sprintf("table %s does not exist (or is a view)", t))
+				missing = append(missing, fmt.Sprintf("table %s does not exist (or is a view, or the user has no privilege on it)", t))
 			}
 		}
 	}
@@ -452,9 +451,6 @@ func (c *Connector) readTables(ctx context.Context, r *run, sc *snapshotConns, p
 		if _, err := r.em.emit(ctx, h.ts, schema.OpRead, nil, h.row, h.src); err != nil {
 			return err
 		}
-	}
-	for _, ts := range states {
-		_ = ts
 	}
 	c.log.Info("snapshot read", "tables", len(states), "rows", done.Load(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -639,13 +635,4 @@ func (c *column) literal(v textValue) (string, error) {
 		return "X'" + hex.EncodeToString(v.b) + "'", nil
 	}
 	return quote(string(v.b)), nil
-}
-
-func sortIDs(ids []tableID) {
-	sort.Slice(ids, func(i, j int) bool {
-		if ids[i].DB != ids[j].DB {
-			return ids[i].DB < ids[j].DB
-		}
-		return ids[i].Table < ids[j].Table
-	})
 }

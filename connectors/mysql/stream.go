@@ -40,15 +40,18 @@ type streamer struct {
 	commitUs uint64
 
 	emittedSinceCheckpoint int
-	checkpointed           position
-	lastCheckpoint         time.Time
-	// lastRows is the time of the last change event, for the debug log.
-	tmeChecked map[*replication.TableMapEvent]bool
+	// forceCheckpoint makes the next transaction end a checkpoint (after DDL).
+	forceCheckpoint bool
+	checkpointed    position
+	lastCheckpoint  time.Time
+	// tmeChecked is, per table, the last table map compared with the
+	// schema history (one per table keeps memory flat).
+	tmeChecked map[tableID]*replication.TableMapEvent
 }
 
 func (c *Connector) newStreamer(r *run, cat *catalog, start position) (*streamer, error) {
 	s := &streamer{c: c, r: r, cat: cat, pos: start, file: start.File, checkpointed: start,
-		lastCheckpoint: time.Now(), tmeChecked: map[*replication.TableMapEvent]bool{}}
+		lastCheckpoint: time.Now(), tmeChecked: map[tableID]*replication.TableMapEvent{}}
 	if start.GTIDs != "" {
 		g, err := parseGTIDSet(r.si.flavor, start.GTIDs)
 		if err != nil {
@@ -154,7 +157,7 @@ func (s *streamer) run(ctx context.Context) error {
 func (s *streamer) resetTxn() {
 	s.inTxn, s.sawBegin, s.standalone, s.txnGTID, s.hasThread, s.commitUs = false, false, false, "", false, 0
 	s.file = s.pos.File
-	s.tmeChecked = map[*replication.TableMapEvent]bool{}
+	clear(s.tmeChecked)
 }
 
 // classify turns server errors into fatal errors with a clear cause; nil
@@ -250,17 +253,64 @@ func (s *streamer) once(ctx context.Context) (progress bool, err error) {
 		return false, err
 	}
 	defer syncer.Close()
+	// While a transaction end is not checkpointed yet, wait for events only
+	// until its flush deadline, so a quiet server still gets its last
+	// position committed promptly. The deadline context is reused across
+	// events to keep the hot path free of timers.
+	w := &waiter{base: ctx, ctx: ctx}
+	defer w.disarm()
 	for {
-		ev, err := st.GetEvent(ctx)
+		if !w.armed() && s.pos != s.checkpointed {
+			w.arm(s.lastCheckpoint.Add(checkpointEvery))
+		}
+		ev, err := st.GetEvent(w.ctx)
 		if err != nil {
+			if w.armed() && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				w.disarm()
+				if !s.inTxn {
+					if err := s.checkpoint(ctx); err != nil {
+						return progress, errFatal{err}
+					}
+				}
+				continue
+			}
 			return progress, err
 		}
 		if err := s.handle(ctx, ev); err != nil {
 			return progress, errFatal{err}
 		}
 		progress = true
+		if w.armed() && s.pos == s.checkpointed {
+			w.disarm()
+		}
 	}
 }
+
+// waiter is a context with an optional deadline on top of base.
+type waiter struct {
+	base   context.Context
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (w *waiter) armed() bool { return w.cancel != nil }
+
+func (w *waiter) arm(t time.Time) { w.ctx, w.cancel = context.WithDeadline(w.base, t) }
+
+func (w *waiter) disarm() {
+	if w.cancel != nil {
+		w.cancel()
+		w.ctx, w.cancel = w.base, nil
+	}
+}
+
+// Checkpoints are taken at transaction ends, at most every checkpointEvery
+// (or every checkpointRecords records): the runtime coalesces offset
+// writes anyway, and fewer checkpoints keep a busy binlog cheap.
+const (
+	checkpointEvery   = 100 * time.Millisecond
+	checkpointRecords = 4096
+)
 
 func (s *streamer) handle(ctx context.Context, ev *replication.BinlogEvent) error {
 	h := ev.Header
@@ -375,6 +425,7 @@ func (s *streamer) ddl(ctx context.Context, h *replication.EventHeader, e *repli
 		if err := s.r.hist.append(ctx, rec); err != nil {
 			return err
 		}
+		s.forceCheckpoint = true
 		for _, ch := range res.changes {
 			id := tableID{ch.DB, ch.Name}
 			delete(s.r.states, id)
@@ -456,11 +507,11 @@ func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *repl
 	if err != nil {
 		return err
 	}
-	if !s.tmeChecked[e.Table] {
+	if s.tmeChecked[id] != e.Table {
 		if err := checkTableMap(ts, e.Table); err != nil {
 			return fmt.Errorf("at %s: %w", at, err)
 		}
-		s.tmeChecked[e.Table] = true
+		s.tmeChecked[id] = e.Table
 	}
 	for _, sk := range e.SkippedColumns {
 		if len(sk) > 0 {
@@ -518,7 +569,7 @@ func (s *streamer) commit(ctx context.Context, h *replication.EventHeader) error
 		s.pos.GTIDs = s.gset.String()
 	}
 	s.inTxn, s.sawBegin, s.standalone, s.txnGTID, s.hasThread, s.commitUs = false, false, false, "", false, 0
-	if s.emittedSinceCheckpoint > 0 || time.Since(s.lastCheckpoint) > time.Second {
+	if s.forceCheckpoint || s.emittedSinceCheckpoint >= checkpointRecords || time.Since(s.lastCheckpoint) >= checkpointEvery {
 		return s.checkpoint(ctx)
 	}
 	return nil
@@ -531,6 +582,7 @@ func (s *streamer) checkpoint(ctx context.Context) error {
 	}
 	s.checkpointed = pos
 	s.emittedSinceCheckpoint = 0
+	s.forceCheckpoint = false
 	s.lastCheckpoint = time.Now()
 	return nil
 }
