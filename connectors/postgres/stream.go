@@ -76,7 +76,7 @@ type streamer struct {
 	hasPending  bool
 	lastCkpt    time.Time
 	deadlineSet bool
-	cancelled   bool
+	deadline    time.Time
 
 	rc     rowChange
 	buf    []byte
@@ -235,7 +235,9 @@ func (s *streamer) keepalive(ctx context.Context, b []byte) error {
 	// has been received: acknowledging it lets the slot advance over WAL of
 	// other tables and databases.
 	if !s.inTxn && !s.inStream && walEnd > s.ckptLSN {
-		return s.checkpoint(ctx, s.position(walEnd), false)
+		// Keepalives come after nearly every WAL flush of a busy
+		// server, so these are coalesced over status_interval.
+		return s.checkpoint(ctx, s.position(walEnd), s.c.cfg.StatusInterval)
 	}
 	return nil
 }
@@ -305,7 +307,7 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 		}
 		lm := &m.(*pglogrepl.LogicalDecodingMessageV2).LogicalDecodingMessage
 		if lm.Prefix == heartbeatPrefix && !lm.Transactional && !s.inTxn && lm.LSN > s.ckptLSN {
-			return s.checkpoint(ctx, s.position(lm.LSN), true)
+			return s.checkpoint(ctx, s.position(lm.LSN), 0)
 		}
 		return nil
 	case 'Y', 'O':
@@ -365,7 +367,7 @@ func (s *streamer) commitTxn(ctx context.Context, end pglogrepl.LSN, commitTime 
 		return nil
 	}
 	s.lastCommit = end
-	return s.checkpoint(ctx, pgOffset{LSN: end, LSNCommit: end, LSNProc: end, TxID: int64(s.xid), TsUsec: commitTime.UnixMicro()}, false)
+	return s.checkpoint(ctx, pgOffset{LSN: end, LSNCommit: end, LSNProc: end, TxID: int64(s.xid), TsUsec: commitTime.UnixMicro()}, ckptEvery)
 }
 
 func (s *streamer) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
@@ -742,19 +744,21 @@ func (s *streamer) sequence(lsn pglogrepl.LSN) string {
 }
 
 // checkpoint records a position after which every earlier event was
-// emitted. Checkpoints closer than ckptEvery are coalesced; a read deadline
-// makes sure the last one is sent when the stream goes quiet.
-func (s *streamer) checkpoint(ctx context.Context, off pgOffset, force bool) error {
+// emitted. A checkpoint within every of the previous one is held back and
+// sent with the next (which subsumes it); a read deadline makes sure it is
+// sent when the stream goes quiet. every 0 sends it now.
+func (s *streamer) checkpoint(ctx context.Context, off pgOffset, every time.Duration) error {
 	if off.LSN <= s.ckptLSN {
 		return nil
 	}
 	s.pending = off
 	s.hasPending = true
-	if force || time.Since(s.lastCkpt) >= ckptEvery {
+	due := s.lastCkpt.Add(every)
+	if every <= 0 || !time.Now().Before(due) {
 		return s.flushCheckpoint(ctx)
 	}
-	if !s.deadlineSet {
-		s.setDeadline(ctx, s.lastCkpt.Add(ckptEvery))
+	if !s.deadlineSet || due.Before(s.deadline) {
+		s.setDeadline(ctx, due)
 	}
 	return nil
 }
@@ -780,11 +784,12 @@ func (s *streamer) flushCheckpoint(ctx context.Context) error {
 // losing a cancellation that set it in the past.
 func (s *streamer) setDeadline(ctx context.Context, t time.Time) {
 	if s.conn == nil { // unit tests drive the streamer without a connection
+		s.deadlineSet, s.deadline = !t.IsZero(), t
 		return
 	}
 	nc := s.conn.Conn()
 	_ = nc.SetReadDeadline(t)
-	s.deadlineSet = !t.IsZero()
+	s.deadlineSet, s.deadline = !t.IsZero(), t
 	if ctx.Err() != nil {
 		_ = nc.SetReadDeadline(time.Unix(1, 0))
 	}
