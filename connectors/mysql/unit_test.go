@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
 	"github.com/tributary-cdc/tributary/schema"
 	"github.com/tributary-cdc/tributary/source"
 )
@@ -325,5 +328,34 @@ func TestRedactHandler(t *testing.T) {
 	}
 	if !strings.Contains(out, "level=ERROR") || strings.Contains(out, "level=INFO") {
 		t.Errorf("levels: errors kept, chatter demoted to DEBUG: %s", out)
+	}
+}
+
+func TestCheckTableMap(t *testing.T) {
+	ts, err := newTableState("p", &tableDef{DB: "d", Name: "t", PK: []string{"id"}, Columns: []colDef{
+		{Name: "id", TypeName: "INT"}, {Name: "v", TypeName: "VARCHAR", Charset: "utf8mb4"}, {Name: "e", TypeName: "ENUM", EnumValues: []string{"a"}},
+	}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enumMeta := uint16(gomysql.MYSQL_TYPE_ENUM)<<8 | 1
+	ok := &replication.TableMapEvent{ColumnCount: 3, ColumnType: []byte{gomysql.MYSQL_TYPE_LONG, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_STRING},
+		ColumnMeta: []uint16{0, 400, enumMeta}}
+	if err := checkTableMap(ts, ok); err != nil {
+		t.Errorf("matching table map: %v", err)
+	}
+	short := &replication.TableMapEvent{ColumnCount: 2, ColumnType: ok.ColumnType[:2], ColumnMeta: ok.ColumnMeta[:2]}
+	if err := checkTableMap(ts, short); err == nil || !strings.Contains(err.Error(), "2 columns but the schema history knows 3") {
+		t.Errorf("column count: %v", err)
+	}
+	wrong := &replication.TableMapEvent{ColumnCount: 3, ColumnType: []byte{gomysql.MYSQL_TYPE_LONGLONG, gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_STRING},
+		ColumnMeta: ok.ColumnMeta}
+	if err := checkTableMap(ts, wrong); err == nil || !strings.Contains(err.Error(), "column 1 (id)") {
+		t.Errorf("type: %v", err)
+	}
+	named := *ok
+	named.ColumnName = [][]byte{[]byte("id"), []byte("w"), []byte("e")}
+	if err := checkTableMap(ts, &named); err == nil || !strings.Contains(err.Error(), `names it "w"`) {
+		t.Errorf("names: %v", err)
 	}
 }
