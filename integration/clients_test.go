@@ -73,7 +73,7 @@ func TestIndependentClients(t *testing.T) {
 				if err := avro.Unmarshal(sch, val[5:], &v); err != nil {
 					t.Fatalf("offset %d does not decode with schema %d: %v", off, id, err)
 				}
-				after, _ := v["after"].(map[string]any)
+				after := unwrapUnion(v["after"])
 				if after == nil {
 					t.Fatalf("offset %d: no after in %v", off, v)
 				}
@@ -94,7 +94,7 @@ func TestIndependentClients(t *testing.T) {
 			// tributary tail, from the config file.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, tribBin(t), "tail", topic, "--from-beginning", "-n", "3", "-f", cfgPath)
+			cmd := exec.CommandContext(ctx, tribBin(t), "tail", topic, "--from-beginning", "--key", "-n", "3", "-f", cfgPath)
 			out, err := cmd.Output()
 			if err != nil {
 				t.Fatalf("tributary tail: %v\n%s", err, out)
@@ -124,4 +124,17 @@ func TestIndependentClients(t *testing.T) {
 			w.stop(t)
 		})
 	}
+}
+
+// unwrapUnion undoes hamba's generic union form {"<type name>": value}.
+func unwrapUnion(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	if len(m) == 1 {
+		for _, inner := range m {
+			if im, ok := inner.(map[string]any); ok {
+				return im
+			}
+		}
+	}
+	return m
 }

@@ -324,6 +324,7 @@ func (e event) before() map[string]any {
 type reader struct {
 	cl  *kgo.Client
 	dec *schema.Decoder
+	evs []event // everything read so far, across pollUntil calls
 }
 
 func newReader(t testing.TB, le *logEnv, topics ...string) *reader {
@@ -344,14 +345,13 @@ func newReader(t testing.TB, le *logEnv, topics ...string) *reader {
 // pollUntil reads events until done returns true on everything read so far, or the time is up.
 func (r *reader) pollUntil(t testing.TB, within time.Duration, done func([]event) bool) []event {
 	t.Helper()
-	var evs []event
 	deadline := time.Now().Add(within)
 	for {
-		if done(evs) {
-			return evs
+		if done(r.evs) {
+			return r.evs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v after %d events", within, len(evs))
+			t.Fatalf("condition not met within %v after %d events", within, len(r.evs))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		fs := r.cl.PollFetches(ctx)
@@ -377,7 +377,7 @@ func (r *reader) pollUntil(t testing.TB, within time.Duration, done func([]event
 				}
 				ev.Value, _ = v.(map[string]any)
 			}
-			evs = append(evs, ev)
+			r.evs = append(r.evs, ev)
 		})
 	}
 }

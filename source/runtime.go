@@ -159,7 +159,9 @@ func (rt *runtime) Codec(ctx context.Context, t *schema.Table, src *schema.Sourc
 		return cached, nil
 	}
 	if err := rt.d.Topics.Ensure(ctx, broker.TopicSpec{
-		Name: t.Topic, Partitions: rt.d.Partitions, ReplicationFactor: rt.d.ReplicationFactor, Compacted: true,
+		// Kafka refuses null keys on compacted topics, so a table without a
+		// key (and without key_columns) gets a delete-policy topic.
+		Name: t.Topic, Partitions: rt.d.Partitions, ReplicationFactor: rt.d.ReplicationFactor, Compacted: len(t.Key) > 0,
 	}); err != nil {
 		return nil, err
 	}

@@ -718,7 +718,13 @@ func (s *streamer) truncate(ctx context.Context, walStart pglogrepl.LSN, data []
 		s.buf = vb
 		val := make([]byte, len(vb))
 		copy(val, vb)
-		if err := s.rt.Emit(ctx, source.Record{Topic: rel.shape.table.Topic, Value: val}); err != nil {
+		// Compacted topics refuse null keys, so on a keyed table the truncate
+		// carries the key record with zero values (README: "Truncate events").
+		key, err := rel.codec.AppendKey(nil, make([]any, len(rel.shape.table.Columns)))
+		if err != nil {
+			return fmt.Errorf("postgres: table %s: encode truncate key: %w", rel.shape.id, err)
+		}
+		if err := s.rt.Emit(ctx, source.Record{Topic: rel.shape.table.Topic, Key: key, Value: val}); err != nil {
 			return fmt.Errorf("postgres: emit: %w", err)
 		}
 	}
