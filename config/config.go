@@ -107,12 +107,12 @@ type BasicAuth struct {
 // Worker configures this process.
 type Worker struct {
 	Name             string        `yaml:"name" default:"tributary" desc:"Worker name, shown in logs and metrics."`
-	Group            string        `yaml:"group" desc:"Cluster mode: workers with the same group share the connectors through Kafka's consumer-group protocol."`
+	Group            string        `yaml:"group" desc:"Cluster mode: reserved for sharing connectors between workers through Kafka's consumer-group protocol. Not implemented yet: every worker runs all the connectors of its file (a second worker on the same PostgreSQL slot is refused by the server)."`
 	HTTP             string        `yaml:"http" default:"127.0.0.1:8083" desc:"host:port serving /healthz, /readyz and Prometheus /metrics."`
 	MaxInFlightBytes ByteSize      `yaml:"max_in_flight_bytes" default:"64MiB" desc:"Bound on event bytes produced but not yet acknowledged by the log; sources wait beyond it. Accepts 65536, 512KiB, 64MiB."`
 	LogLevel         string        `yaml:"log_level" default:"info" enum:"debug,info,warn,error" desc:"Log level."`
 	LogFormat        string        `yaml:"log_format" default:"text" enum:"text,json" desc:"Log format on stderr."`
-	FlushInterval    time.Duration `yaml:"flush_interval" default:"100ms" desc:"Longest time an event waits in a batch before it is sent."`
+	FlushInterval    time.Duration `yaml:"flush_interval" default:"10ms" desc:"Longest time an event waits in a batch before it is sent."`
 }
 
 // Connector is one entry of sources or sinks. Only name and type are decoded
