@@ -601,7 +601,8 @@ func TestIntegrationChangeEvents(t *testing.T) {
 	if docs[5].Before["id"] != 2 || docs[5].Before["title"] != nil || docs[5].After != nil || string(docs[6].RawKey) != string(docs[5].RawKey) {
 		t.Fatalf("delete under DEFAULT: %+v", docs[5].Before)
 	}
-	if docs[8].RawKey != nil || docs[8].Before != nil || docs[8].After != nil {
+	// Compacted topics refuse null keys: a truncate carries the zero-valued key.
+	if docs[8].Key["id"] != 0 || docs[8].Before != nil || docs[8].After != nil {
 		t.Fatalf("truncate: %+v", docs[8])
 	}
 	if got := ops(full); got != "c,u" {

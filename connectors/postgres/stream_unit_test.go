@@ -205,11 +205,11 @@ func TestStreamerEventsFromMessages(t *testing.T) {
 		t.Fatalf("durable %d", s.c.durable.Load())
 	}
 
-	// Next transaction: sequence carries the last commit; truncate has a null key.
+	// Next transaction: sequence carries the last commit; truncate has the zero-valued key.
 	before := len(rt.snapshotRecords())
 	feed(t, s, 2000, mBegin(2100, ts, 701), mTruncate(16400, 16500), mCommit(2100, 2110, ts))
 	evs = rt.decodeAll(t, rt.snapshotRecords()[before:])
-	if len(evs) != 1 || evs[0].Op != "t" || evs[0].RawKey != nil || evs[0].Before != nil || evs[0].After != nil ||
+	if len(evs) != 1 || evs[0].Op != "t" || evs[0].Key["id"] != 0 || evs[0].Before != nil || evs[0].After != nil ||
 		evs[0].Source["sequence"] != `["1110","2001"]` {
 		t.Fatalf("truncate: %+v", evs)
 	}
