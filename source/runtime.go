@@ -136,10 +136,10 @@ func newRuntime(name, server string, off map[string]any, d Deps, log *slog.Logge
 
 var _ Runtime = (*runtime)(nil)
 
-func (rt *runtime) Offset() map[string]any  { return rt.offset }
-func (rt *runtime) Metrics() *Metrics       { return rt.d.Metrics }
-func (rt *runtime) Logger() *slog.Logger    { return rt.log }
-func (rt *runtime) open() *epoch            { return rt.queue[len(rt.queue)-1] }
+func (rt *runtime) Offset() map[string]any { return rt.offset }
+func (rt *runtime) Metrics() *Metrics      { return rt.d.Metrics }
+func (rt *runtime) Logger() *slog.Logger   { return rt.log }
+func (rt *runtime) open() *epoch           { return rt.queue[len(rt.queue)-1] }
 func (rt *runtime) fail(err error) {
 	if rt.err == nil {
 		rt.err = err
