@@ -103,6 +103,7 @@ type TopicSpec struct {
 	Partitions        int32
 	ReplicationFactor int16 // -1: broker default
 	Compacted         bool
+	Configs           map[string]string // extra topic configs
 }
 
 // Topics creates topics on first use and remembers which exist, so the hot
@@ -134,10 +135,13 @@ func (t *Topics) Ensure(ctx context.Context, spec TopicSpec) error {
 	if rf == 0 {
 		rf = -1
 	}
-	var cfgs map[string]*string
+	cfgs := map[string]*string{}
 	if spec.Compacted {
 		compact := "compact"
-		cfgs = map[string]*string{"cleanup.policy": &compact}
+		cfgs["cleanup.policy"] = &compact
+	}
+	for k, v := range spec.Configs {
+		cfgs[k] = &v
 	}
 	resp, err := t.adm.CreateTopic(ctx, parts, rf, cfgs, spec.Name)
 	if err == nil {

@@ -222,6 +222,21 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 		ReplicationFactor: int16(p.Log.ReplicationFactor),
 	}
 
+	for _, s := range srcs {
+		hu, ok := s.conn.(source.HistoryUser)
+		if !ok {
+			continue
+		}
+		// Schema history must outlive every offset: never compacted, never expired.
+		if err := topics.Ensure(runCtx, broker.TopicSpec{
+			Name: hu.HistoryTopic(), Partitions: 1, ReplicationFactor: int16(p.Log.ReplicationFactor),
+			Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"},
+		}); err != nil {
+			return fmt.Errorf("%s: schema history topic: %w", s.spec.Path, err)
+		}
+		hu.SetHistory(offsets.NewHistory(cl, hu.HistoryTopic()))
+	}
+
 	var wg sync.WaitGroup
 	errc := make(chan error, len(srcs)+1)
 	for _, s := range srcs {

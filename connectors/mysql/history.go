@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tributary-cdc/tributary/source"
 	"sync"
 	"time"
 )
@@ -21,13 +22,7 @@ import (
 // Config.SchemaHistoryTopic); records must never be deleted. Keys are unique
 // per distinct record, so a compacted topic keeps them all and only drops
 // exact re-writes of the same record.
-type HistoryStore interface {
-	// Append stores one record durably (acknowledged by the log) before
-	// returning. key identifies the record's content.
-	Append(ctx context.Context, key, value []byte) error
-	// ReadAll calls fn for every stored record, in append order.
-	ReadAll(ctx context.Context, fn func(key, value []byte) error) error
-}
+type HistoryStore = source.HistoryStore
 
 // MemoryHistory is an in-memory HistoryStore for tests and tools.
 type MemoryHistory struct {
