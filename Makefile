@@ -51,7 +51,10 @@ bench:
 	source $(SERVICES_ENV)
 	export TRIBUTARY_BIN=$(BIN)
 	go build -o $(BIN) ./cmd/tributary
+	# Each suite prints its figures and ratios and appends them to bin/bench-results.md.
 	go run ./integration/bench
+	go run ./integration/bench/sinks
+	go run ./integration/bench/mysql
 
 quickstart:
 	bash integration/quickstart.sh
