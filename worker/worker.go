@@ -21,6 +21,7 @@ import (
 	"github.com/tributary-cdc/tributary/config"
 	"github.com/tributary-cdc/tributary/offsets"
 	"github.com/tributary-cdc/tributary/schema/registry"
+	"github.com/tributary-cdc/tributary/sink"
 	"github.com/tributary-cdc/tributary/source"
 )
 
@@ -173,16 +174,21 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // Run runs the pipeline until ctx is done or a connector fails.
 func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 	srcs, err := openSources(p, log)
-	if err != nil {
+	sinks, sinkErr := openSinks(p, log)
+	if err = errors.Join(err, sinkErr); err != nil {
+		for _, s := range sinks {
+			_ = s.target.Close()
+		}
 		return &ConfigError{err}
 	}
-	if len(srcs) == 0 && len(p.Sinks) == 0 {
+	if len(srcs) == 0 && len(sinks) == 0 {
 		return &ConfigError{fmt.Errorf("%s: no sources and no sinks to run", p.File)}
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := source.NewMetrics(reg)
+	sinkMetrics := sink.NewMetrics(reg)
 	st := newStatus()
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -238,7 +244,8 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(srcs)+1)
+	errc := make(chan error, len(srcs)+len(sinks)+1)
+	startSinks(runCtx, sinks, sinkDeps(svc, sinkMetrics), log, st, &wg, errc, cancel)
 	for _, s := range srcs {
 		wg.Add(1)
 		go func() {

@@ -1,0 +1,91 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/tributary-cdc/tributary/config"
+	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/sink"
+)
+
+type openedSink struct {
+	entry  *config.Connector
+	spec   sink.Spec
+	target sink.Target
+}
+
+// openSinks decodes and opens every `sinks:` entry without connecting, so
+// config errors surface (all of them, with their lines) before anything
+// starts. One entry holds both the runtime's keys and the target's own.
+func openSinks(p *config.Pipeline, log *slog.Logger) ([]openedSink, error) {
+	var out []openedSink
+	var errs []error
+	for _, c := range p.Sinks {
+		d, ok := sink.Lookup(c.Type)
+		if !ok {
+			errs = append(errs, c.Errorf("type", "unknown sink type %q (known: %v)", c.Type, sink.Drivers()))
+			continue
+		}
+		spec := sink.DefaultSpec()
+		cfg := d.NewConfig()
+		if err := c.Decode(&spec, cfg); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// The entry's name is authoritative: it keys the offsets rows.
+		spec.Name = c.Name
+		target, err := d.Open(c.Name, cfg, log.With("sink", c.Name))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s (%s): %w", c.Path, c.Name, err))
+			continue
+		}
+		out = append(out, openedSink{entry: c, spec: spec, target: target})
+	}
+	if len(errs) > 0 {
+		for _, s := range out {
+			_ = s.target.Close()
+		}
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// sinkDeps builds what every sink of a worker shares: the worker's Kafka
+// settings, a decoder reading the worker's registry, and metrics on its
+// registry.
+func sinkDeps(svc *Services, m *sink.Metrics) sink.Deps {
+	return sink.Deps{
+		NewClient: svc.NewClient,
+		Decoder:   schema.NewDecoder(schema.SRFetcher{Client: svc.Registry}),
+		Metrics:   m,
+	}
+}
+
+// startSinks runs each sink in its own goroutine on wg. A failing sink
+// reports on errc (naming the entry and the sink) and cancels the worker,
+// the same way a failing source does.
+func startSinks(ctx context.Context, sinks []openedSink, deps sink.Deps, log *slog.Logger, st *status,
+	wg *sync.WaitGroup, errc chan<- error, cancel context.CancelFunc) {
+	for _, s := range sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name, typ := s.entry.Name, s.entry.Type
+			d := deps
+			d.Logger = log.With("sink", name)
+			st.set(name, "sink", typ, "running", nil)
+			if err := sink.Run(ctx, s.spec, s.target, d); err != nil {
+				err = fmt.Errorf("%s (%s sink %s): %w", s.entry.Path, typ, name, err)
+				st.set(name, "sink", typ, "failed", err)
+				errc <- err
+				cancel()
+				return
+			}
+			st.set(name, "sink", typ, "stopped", nil)
+		}()
+	}
+}
