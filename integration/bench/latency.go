@@ -214,7 +214,7 @@ sources:
 	b.add(row{measure: fmt.Sprintf("latency p50, commit→consumer, %.0f commits/s", achieved), mode: "embedded", figure: fd(p50), baseline: "-", ratio: "-", target: "-", verdict: "-"})
 	b.add(row{measure: fmt.Sprintf("latency p99, commit→consumer, %.0f commits/s", achieved), mode: "embedded", figure: fd(p99), baseline: "-", ratio: "-", target: "≤ 50 ms", verdict: verdict(p99 <= 50*time.Millisecond)})
 	rssRow(b, "latency", "embedded", rss)
-	b.notes = append(b.notes, fmt.Sprintf("latency: %d single-row transactions over %s (target rate %d/s, %d writers), max %s; commit→consumer receive (FetchMaxWait 10 ms, the least franz-go accepts) is an upper bound of commit→log append",
-		total, loadEl.Round(time.Millisecond), b.o.latRate, b.o.latWorkers, fd(pmax)))
+	b.notes = append(b.notes, fmt.Sprintf("latency: %d single-row transactions over %s (target rate %d/s, %d writers), p90 %s, p95 %s, max %s; commit→consumer receive (FetchMaxWait 10 ms, the least franz-go accepts) is an upper bound of commit→log append",
+		total, loadEl.Round(time.Millisecond), b.o.latRate, b.o.latWorkers, fd(pct(0.90)), fd(pct(0.95)), fd(pmax)))
 	return nil
 }

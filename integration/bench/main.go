@@ -249,6 +249,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	metrics string
 	done    chan struct{}
+	started time.Time
 	waitErr error
 	stderr  *os.File
 }
@@ -276,7 +277,7 @@ func (b *bench) startTributary(ctx context.Context, name, yaml, httpAddr string)
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", b.bin, err)
 	}
-	p := &proc{cmd: cmd, metrics: "http://" + httpAddr + "/metrics", done: make(chan struct{}), stderr: logf}
+	p := &proc{cmd: cmd, metrics: "http://" + httpAddr + "/metrics", done: make(chan struct{}), stderr: logf, started: time.Now()}
 	go func() {
 		p.waitErr = cmd.Wait()
 		logf.Close()
@@ -363,7 +364,7 @@ func produced(ctx context.Context, metricsURL string) (int64, error) {
 
 // drain polls the metrics every 50 ms until target events were produced and
 // returns the rate from the first observed event to target.
-func drain(ctx context.Context, p *proc, target int64, timeout time.Duration) (rate float64, elapsed time.Duration, err error) {
+func drain(ctx context.Context, p *proc, target int64, timeout time.Duration) (rate float64, elapsed, sinceStart time.Duration, err error) {
 	deadline := time.Now().Add(timeout)
 	var t0 time.Time
 	var c0 int64
@@ -372,14 +373,14 @@ func drain(ctx context.Context, p *proc, target int64, timeout time.Duration) (r
 	for {
 		select {
 		case <-ctx.Done():
-			return 0, 0, ctx.Err()
+			return 0, 0, 0, ctx.Err()
 		case <-tick.C:
 		}
 		if p.exited() {
-			return 0, 0, fmt.Errorf("tributary exited early (%v); log tail:\n%s", p.waitErr, p.tail())
+			return 0, 0, 0, fmt.Errorf("tributary exited early (%v); log tail:\n%s", p.waitErr, p.tail())
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("timeout after %s (t0=%v); log tail:\n%s", timeout, t0, p.tail())
+			return 0, 0, 0, fmt.Errorf("timeout after %s (t0=%v); log tail:\n%s", timeout, t0, p.tail())
 		}
 		n, err := produced(ctx, p.metrics)
 		if err != nil {
@@ -392,9 +393,9 @@ func drain(ctx context.Context, p *proc, target int64, timeout time.Duration) (r
 		if n >= target {
 			el := now.Sub(t0)
 			if el <= 0 || n == c0 {
-				return 0, el, fmt.Errorf("all %d events were produced before the first poll; raise -stream-rows", n)
+				return 0, el, 0, fmt.Errorf("all %d events were produced before the first poll; raise -stream-rows", n)
 			}
-			return float64(target-c0) / el.Seconds(), el, nil
+			return float64(target-c0) / el.Seconds(), el, now.Sub(p.started), nil
 		}
 	}
 }
