@@ -4,6 +4,8 @@
 #   PostgreSQL 15 (wal_level=logical)   127.0.0.1:55432
 #   PostgreSQL 15 (wal_level=replica)   127.0.0.1:55433  (bad-input tests)
 #   MariaDB 10.11 (ROW binlog, GTID)    127.0.0.1:33306
+#   MariaDB 10.11 (log_bin OFF)         127.0.0.1:33307  (bad-input tests)
+#   MariaDB 10.11 (STATEMENT, MINIMAL)  127.0.0.1:33308  (bad-input tests)
 #   Apache Kafka 4.x (KRaft)            127.0.0.1:19092  (controller on 19093)
 # and installs kcat. Missing Debian packages are installed; Kafka's jars come from
 # Maven Central. Idempotent: running services are left alone, and two concurrent
@@ -17,6 +19,8 @@ PG_PORT=55432
 PG_NOLOGICAL_PORT=55433
 PG_PASSWORD=postgres
 MY_PORT=33306
+MY_NOBINLOG_PORT=33307
+MY_BADBINLOG_PORT=33308
 MY_PASSWORD=mariadb
 KAFKA_PORT=19092
 KAFKA_CONTROLLER_PORT=19093
@@ -236,9 +240,40 @@ EOF
 
 # ---------------------------------------------------------------- MariaDB
 
+# mariadb_up NAME PORT: one mariadbd with its own datadir, socket and log.
+# "mariadb" is the shared CDC server; the others are small bad-input servers
+# with a binlog setup tributary must refuse (only the bad-input tests use them).
 mariadb_up() {
-	local dir=$ROOT/mariadb logfile=$ROOT/mariadb.log
+	local name=$1 port=$2
+	local dir=$ROOT/$name logfile=$ROOT/$name.log
 	local cnf=$dir/my.cnf sock=$dir/mariadb.sock pidfile=$dir/mariadb.pid
+	local binlog
+	case $name in
+	mariadb)
+		binlog="innodb_buffer_pool_size = 256M
+max_connections = 300
+log_bin = mariadb-bin
+binlog_format = ROW
+binlog_row_image = FULL
+binlog_row_metadata = FULL" ;;
+	mariadb-nobinlog)
+		binlog="innodb_buffer_pool_size = 16M
+max_connections = 50
+performance_schema = OFF
+innodb_log_file_size = 8M
+skip-log-bin
+binlog_format = ROW
+binlog_row_image = FULL" ;;
+	mariadb-badbinlog)
+		binlog="innodb_buffer_pool_size = 16M
+max_connections = 50
+performance_schema = OFF
+innodb_log_file_size = 8M
+log_bin = mariadb-bin
+binlog_format = STATEMENT
+binlog_row_image = MINIMAL" ;;
+	*) fail "$name" "" "unknown MariaDB instance" ;;
+	esac
 	mkdir -p "$dir"
 	chown mysql: "$dir"
 	touch "$logfile"
@@ -249,7 +284,7 @@ mariadb_up() {
 # written by integration/services/up.sh
 [client-server]
 socket = $sock
-port = $MY_PORT
+port = $port
 
 [mariadbd]
 user = mysql
@@ -260,50 +295,45 @@ bind-address = 127.0.0.1
 skip-name-resolve
 character-set-server = utf8mb4
 collation-server = utf8mb4_general_ci
-max_connections = 300
-innodb_buffer_pool_size = 256M
-log_bin = mariadb-bin
-binlog_format = ROW
-binlog_row_image = FULL
-binlog_row_metadata = FULL
+$binlog
 server_id = 1
 gtid_strict_mode = ON
 binlog_expire_logs_seconds = 172800
 EOF
 
 	if [[ ! -d $dir/data/mysql ]]; then
-		log "mariadb: mariadb-install-db into $dir/data"
+		log "$name: mariadb-install-db into $dir/data"
 		rm -rf "$dir/data" "$dir/data.init"
 		# The scratch dir keeps an interrupted install from passing for a good one.
 		if ! mariadb-install-db --defaults-file="$cnf" --user=mysql --datadir="$dir/data.init" \
 			--skip-test-db >>"$logfile" 2>&1 9>&-; then
-			fail mariadb "$logfile" "mariadb-install-db failed"
+			fail "$name" "$logfile" "mariadb-install-db failed"
 		fi
 		mv "$dir/data.init" "$dir/data"
 	fi
 
 	if mariadb-admin --defaults-file="$cnf" --protocol=socket -uroot --connect-timeout=3 ping >/dev/null 2>&1; then
-		log "mariadb: already running on 127.0.0.1:$MY_PORT"
+		log "$name: already running on 127.0.0.1:$port"
 	else
 		local pid i
 		pid=$(cat "$pidfile" 2>/dev/null || true)
 		if alive "$pid" mariadbd; then
 			# Alive but not answering yet: crash recovery, or a start racing us.
-			log "mariadb: waiting for running mariadbd pid $pid"
+			log "$name: waiting for running mariadbd pid $pid"
 		else
-			log "mariadb: starting on 127.0.0.1:$MY_PORT (log $logfile)"
+			log "$name: starting on 127.0.0.1:$port (log $logfile)"
 			detach "$dir/launch.pid" "$logfile" /usr/sbin/mariadbd --defaults-file="$cnf" ||
-				fail mariadb "$logfile" "could not launch mariadbd"
+				fail "$name" "$logfile" "could not launch mariadbd"
 			pid=$(cat "$dir/launch.pid")
 		fi
 		for ((i = 0; i < 240; i++)); do
 			if mariadb-admin --defaults-file="$cnf" --protocol=socket -uroot --connect-timeout=3 ping >/dev/null 2>&1; then
 				break
 			fi
-			alive "$pid" || fail mariadb "$logfile" "mariadbd exited during startup"
+			alive "$pid" || fail "$name" "$logfile" "mariadbd exited during startup"
 			sleep 0.5
 		done
-		((i < 240)) || fail mariadb "$logfile" "mariadbd did not answer on $sock after 120 s"
+		((i < 240)) || fail "$name" "$logfile" "mariadbd did not answer on $sock after 120 s"
 	fi
 
 	# root over the socket authenticates by unix_socket (we are root), which
@@ -315,14 +345,14 @@ ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '$MY_PASSWORD';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 FLUSH PRIVILEGES;
 EOF
-		fail mariadb "$logfile" "setting the root password failed"
+		fail "$name" "$logfile" "setting the root password failed"
 	fi
 	local got
-	if ! got=$(mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"$MY_PORT" -uroot -p"$MY_PASSWORD" -N -B \
+	if ! got=$(mariadb --no-defaults --protocol=tcp -h127.0.0.1 -P"$port" -uroot -p"$MY_PASSWORD" -N -B \
 		-e 'select @@log_bin, @@binlog_format, @@binlog_row_image, @@version' 2>&1); then
-		fail mariadb "$logfile" "TCP login as root on 127.0.0.1:$MY_PORT failed: $got"
+		fail "$name" "$logfile" "TCP login as root on 127.0.0.1:$port failed: $got"
 	fi
-	log "mariadb: ready (log_bin, format, image, version: $(tr '\t' ' ' <<<"$got"))"
+	log "$name: ready (log_bin, format, image, version: $(tr '\t' ' ' <<<"$got"))"
 }
 
 # ---------------------------------------------------------------- Kafka
@@ -451,7 +481,11 @@ if [[ $want == *" pg "* ]]; then
 	pg_instance pg "$PG_PORT" logical
 	pg_instance pg-nological "$PG_NOLOGICAL_PORT" replica
 fi
-if [[ $want == *" mariadb "* ]]; then mariadb_up; fi
+if [[ $want == *" mariadb "* ]]; then
+	mariadb_up mariadb "$MY_PORT"
+	mariadb_up mariadb-nobinlog "$MY_NOBINLOG_PORT"
+	mariadb_up mariadb-badbinlog "$MY_BADBINLOG_PORT"
+fi
 if [[ $want == *" kafka "* ]]; then kafka_up; fi
 
 tmp=$(mktemp "$ROOT/env.sh.XXXXXX")
@@ -461,6 +495,8 @@ export TRIBUTARY_SERVICES_DIR='$ROOT'
 export TRIBUTARY_TEST_PG_URL='postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres?sslmode=disable'
 export TRIBUTARY_TEST_PG_NOLOGICAL_URL='postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_NOLOGICAL_PORT/postgres?sslmode=disable'
 export TRIBUTARY_TEST_MYSQL_URL='root:$MY_PASSWORD@tcp(127.0.0.1:$MY_PORT)/'
+export TRIBUTARY_TEST_MYSQL_NOBINLOG_URL='root:$MY_PASSWORD@tcp(127.0.0.1:$MY_NOBINLOG_PORT)/'
+export TRIBUTARY_TEST_MYSQL_BADBINLOG_URL='root:$MY_PASSWORD@tcp(127.0.0.1:$MY_BADBINLOG_PORT)/'
 export TRIBUTARY_TEST_KAFKA_BROKERS='127.0.0.1:$KAFKA_PORT'
 export TRIBUTARY_KCAT='$KCAT'
 export TRIBUTARY_PG_BIN='$PG_BIN'
