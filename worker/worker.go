@@ -263,7 +263,9 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 			st.set(s.spec.Name, "source", s.spec.Type, "stopped", nil)
 		}()
 	}
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		select {
 		case err := <-httpErr:
 			if err != nil {
