@@ -263,9 +263,9 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 			st.set(s.spec.Name, "source", s.spec.Type, "stopped", nil)
 		}()
 	}
-	wg.Add(1)
+	httpDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(httpDone)
 		select {
 		case err := <-httpErr:
 			if err != nil {
@@ -276,6 +276,10 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 		}
 	}()
 	wg.Wait()
+	// Every connector has ended (initial_only snapshots end by themselves):
+	// stop the HTTP watcher before closing the channel it may send on.
+	cancel()
+	<-httpDone
 	close(errc)
 	var errs []error
 	for err := range errc {
