@@ -159,6 +159,10 @@ func (c *Connector) Run(ctx context.Context, rt source.Runtime) error {
 		return err
 	}
 	conn.Close()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lagDone := make(chan struct{})
+	go func() { defer close(lagDone); c.watchLag(lagCtx, r, start) }()
+	defer func() { stopLag(); <-lagDone }()
 	for {
 		s, err := c.newStreamer(r, cat, start)
 		if err != nil {

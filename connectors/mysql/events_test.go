@@ -119,6 +119,12 @@ func TestEventShapes(t *testing.T) {
 	if v := gauge(t, r.rt.metrics.CommittedOffset.WithLabelValues(r.c.name)); v <= 0 {
 		t.Errorf("committed offset gauge = %v", v)
 	}
+	// The lag is measured as soon as streaming starts; other tests write to
+	// the shared server, so only its presence and sanity are checked.
+	waitFor(t, 10*time.Second, "lag gauge", func() bool { return collected(r.rt.metrics.LagBytes) == 1 })
+	if v := gauge(t, r.rt.metrics.LagBytes.WithLabelValues(r.c.name)); v < 0 || v > 1<<30 {
+		t.Errorf("binlog lag gauge = %v", v)
+	}
 }
 
 func TestSnapshotModes(t *testing.T) {
@@ -165,4 +171,15 @@ func gauge(t *testing.T, g prometheus.Gauge) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+// collected counts the series a collector has.
+func collected(c prometheus.Collector) int {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { c.Collect(ch); close(ch) }()
+	n := 0
+	for range ch {
+		n++
+	}
+	return n
 }

@@ -359,3 +359,25 @@ func TestCheckTableMap(t *testing.T) {
 		t.Errorf("names: %v", err)
 	}
 }
+
+func TestLagBytes(t *testing.T) {
+	sizes := map[string]uint64{"b.000001": 1000, "b.000002": 5000, "b.000003": 300}
+	order := []string{"b.000001", "b.000002", "b.000003"}
+	cases := []struct {
+		pos  position
+		want int64
+		ok   bool
+	}{
+		{position{File: "b.000003", Pos: 300}, 0, true},
+		{position{File: "b.000003", Pos: 100}, 200, true},
+		{position{File: "b.000002", Pos: 4000}, 1000 + 300, true},
+		{position{File: "b.000001", Pos: 4}, 996 + 5000 + 300, true},
+		{position{File: "b.000000", Pos: 4}, 0, false}, // purged
+	}
+	for _, tc := range cases {
+		got, ok := lagBytes(sizes, order, tc.pos)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("lagBytes(%s) = %d, %v; want %d, %v", tc.pos, got, ok, tc.want, tc.ok)
+		}
+	}
+}
