@@ -90,6 +90,7 @@ By default the log and the schema registry are embedded: one process, no setup.`
 		newVersionCmd(),
 		newConfigCmd(),
 		newRegistryCmd(),
+		newReplayCmd(),
 	)
 	return root
 }
