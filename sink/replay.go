@@ -275,7 +275,9 @@ func replayHeads(ctx context.Context, adm *kadm.Client, spec Spec) (map[TopicPar
 // records what committed.
 type replayWrap struct {
 	Target
-	del     interface{ ReplayDeleteOffsets(context.Context, Tx, string) error }
+	del interface {
+		ReplayDeleteOffsets(context.Context, Tx, string) error
+	}
 	shadow  ShadowTarget
 	inPlace bool
 	swapped bool

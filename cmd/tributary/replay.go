@@ -138,4 +138,3 @@ func openSinkEntry(p *config.Pipeline, name string, log *slog.Logger) (sink.Spec
 	}
 	return spec, target, nil
 }
-
