@@ -67,13 +67,15 @@ else
 fi
 rm -f "$ROOT/kafka/kafka.pid"
 
-mypid=""
-[[ -f $ROOT/mariadb/mariadb.pid ]] && mypid=$(cat "$ROOT/mariadb/mariadb.pid")
-if [[ -n $mypid ]] && alive "$mypid" && [[ $(cat "/proc/$mypid/comm" 2>/dev/null) == mariadbd ]]; then
-	stop_pid mariadb "$mypid"
-else
-	log "mariadb: not running"
-fi
+for name in mariadb mariadb-nobinlog mariadb-badbinlog; do
+	mypid=""
+	[[ -f $ROOT/$name/mariadb.pid ]] && mypid=$(cat "$ROOT/$name/mariadb.pid")
+	if [[ -n $mypid ]] && alive "$mypid" && [[ $(cat "/proc/$mypid/comm" 2>/dev/null) == mariadbd ]]; then
+		stop_pid "$name" "$mypid"
+	else
+		log "$name: not running"
+	fi
+done
 
 for name in pg pg-nological; do
 	if [[ -f $ROOT/$name/PG_VERSION ]] &&
@@ -90,7 +92,7 @@ for name in pg pg-nological; do
 done
 
 if $wipe && ((status == 0)); then
-	rm -rf "$ROOT/pg" "$ROOT/pg-nological" "$ROOT/mariadb" "$ROOT/kafka/data" "$ROOT/env.sh"
+	rm -rf "$ROOT/pg" "$ROOT/pg-nological" "$ROOT/mariadb" "$ROOT/mariadb-nobinlog" "$ROOT/mariadb-badbinlog" "$ROOT/kafka/data" "$ROOT/env.sh"
 	log "data wiped (kept the Kafka jars in $ROOT/kafka/libs)"
 fi
 exit $status
