@@ -101,6 +101,9 @@ type epoch struct {
 	failed  bool
 	offset  map[string]any
 	durable func()
+	// ack is the produce promise of this epoch's records, built once per
+	// epoch: a closure per record was one of the few allocations per event.
+	ack func(*kgo.Record, error)
 }
 
 type runtime struct {
@@ -120,7 +123,12 @@ type runtime struct {
 	committed int // generation counter bumped by every commit
 	counters  map[string]prometheus.Counter
 	bytes     prometheus.Counter
+	// recSlab hands out kgo.Records carved from one allocation per
+	// recSlabSize records (guarded by mu); kgo holds each until its ack.
+	recSlab []kgo.Record
 }
+
+const recSlabSize = 256
 
 func newRuntime(name, server string, off map[string]any, d Deps, log *slog.Logger) *runtime {
 	rt := &runtime{
@@ -203,13 +211,21 @@ func (rt *runtime) Emit(ctx context.Context, r Record) error {
 	}
 	ep := rt.open()
 	ep.pending++
+	if ep.ack == nil {
+		ep.ack = func(rec *kgo.Record, err error) { rt.acked(ep, rec, err) }
+	}
+	if len(rt.recSlab) == 0 {
+		rt.recSlab = make([]kgo.Record, recSlabSize)
+	}
+	rec := &rt.recSlab[0]
+	rt.recSlab = rt.recSlab[1:]
 	rt.mu.Unlock()
 
-	rec := &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value}
+	rec.Topic, rec.Key, rec.Value = r.Topic, r.Key, r.Value
 	// Once emitted, a record belongs to the runtime: a connector cancelling
 	// the context of one phase (say, its snapshot workers) must not abort
 	// records still buffered. Shutdown aborts them by closing the client.
-	rt.d.Client.Produce(context.WithoutCancel(ctx), rec, func(rec *kgo.Record, err error) { rt.acked(ep, rec, err) })
+	rt.d.Client.Produce(context.WithoutCancel(ctx), rec, ep.ack)
 	return nil
 }
 

@@ -177,7 +177,7 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 	}
 	for i := 0; i < nw; i++ {
 		w := &snapWorker{c: c, conn: conns[i], out: out, lsn: cp, txid: txid, chunk: c.cfg.SnapshotChunkRows,
-			buf: make([]byte, 0, 4096), src: c.sourceValues(), snapTrue: "true", snapLast: "last"}
+			src: c.sourceValues(), snapTrue: "true", snapLast: "last"}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -391,7 +391,7 @@ type snapWorker struct {
 	txid  int64
 	chunk int
 
-	buf    []byte
+	slab   recordSlab
 	src    []any
 	fields [][]byte
 	keyF   [][]byte
@@ -594,12 +594,65 @@ func (w *snapWorker) encode(row []any, snap any) (source.Record, error) {
 	}
 	w.src[schema.SrcSnapshot] = snap
 	env := schema.Envelope{Op: schema.OpRead, After: row, Source: w.src, TsUs: w.tsUs}
-	rec, buf, err := encodeRecord(t.codec, t.shape.table.Topic, w.buf, row, &env)
-	w.buf = buf
+	rec, err := w.slab.encode(t.codec, t.shape.table.Topic, row, &env)
 	if err != nil {
 		return rec, fmt.Errorf("table %s: encode snapshot row: %w", t.ct.ID, err)
 	}
 	return rec, nil
+}
+
+// snapSlabBytes is the size of the blocks snapshot records are carved from.
+// A tail shorter than snapSlabMinTail is dropped rather than tried.
+const (
+	snapSlabBytes   = 64 << 10
+	snapSlabMinTail = 512
+)
+
+// recordSlab encodes records straight into a shared block and hands out
+// exact-capacity slices of it: one allocation per ~64 KiB of events
+// instead of one per event. A block stays alive until every record cut
+// from it is acknowledged, which the in-flight bound already limits.
+type recordSlab struct {
+	free []byte // unused tail of the current block
+}
+
+func (s *recordSlab) encode(codec *schema.Codec, topic string, keyRow []any, env *schema.Envelope) (source.Record, error) {
+	if cap(s.free) < snapSlabMinTail {
+		s.free = make([]byte, 0, snapSlabBytes)
+	}
+	for attempt := 0; ; attempt++ {
+		dst := s.free[:0]
+		kb, err := codec.AppendKey(dst, keyRow)
+		if err != nil {
+			return source.Record{}, fmt.Errorf("key: %w", err)
+		}
+		klen := -1
+		if kb != nil {
+			klen = len(kb)
+			dst = kb
+		}
+		vb, err := codec.AppendEnvelope(dst[:max(klen, 0)], env)
+		if err != nil {
+			return source.Record{}, fmt.Errorf("value: %w", err)
+		}
+		if len(vb) > cap(s.free) || &vb[:1][0] != &s.free[:1][0] {
+			// The record outgrew the block's tail (append moved it): start
+			// a new block big enough for it and encode again there, so a
+			// record never straddles two blocks.
+			if attempt > 0 {
+				return source.Record{}, fmt.Errorf("encoding is not deterministic in size (%d bytes)", len(vb))
+			}
+			s.free = make([]byte, 0, max(snapSlabBytes, 2*len(vb)))
+			continue
+		}
+		n := len(vb)
+		rec := source.Record{Topic: topic, Value: vb[max(klen, 0):n:n]}
+		if klen >= 0 {
+			rec.Key = vb[:klen:klen]
+		}
+		s.free = s.free[n:n:cap(s.free)]
+		return rec, nil
+	}
 }
 
 func (w *snapWorker) add(rec source.Record) error {
