@@ -84,8 +84,8 @@ func (b *bench) applySink(ctx context.Context, name, entry string) (*applied, er
 	}
 	b.logf("%s: %d rows applied at %.0f rows/s (%s from first consumed record, %s since process start), peak RSS %s",
 		name, n, a.rate, a.elapsed.Round(time.Millisecond), a.wall.Round(time.Millisecond), mb(a.rss))
-	b.notes = append(b.notes, fmt.Sprintf("%s: %d rows in %s (process start to last commit %s), worker peak RSS %s",
-		name, n, a.elapsed.Round(time.Millisecond), a.wall.Round(time.Millisecond), mb(a.rss)))
+	b.notes = append(b.notes, fmt.Sprintf("%s: %d rows in %s (process start to last commit %s), worker CPU %s in its whole life, worker peak RSS %s",
+		name, n, a.elapsed.Round(time.Millisecond), a.wall.Round(time.Millisecond), p.cpu().Round(100*time.Millisecond), mb(a.rss)))
 	return a, nil
 }
 

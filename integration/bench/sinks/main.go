@@ -71,7 +71,7 @@ func main() {
 	flag.IntVar(&o.latRate, "latency-rate", 5000, "single-row commits per second in the latency run")
 	flag.DurationVar(&o.latDur, "latency-duration", 20*time.Second, "length of the latency run")
 	flag.IntVar(&o.latWorkers, "latency-workers", 16, "writer goroutines (each its own connection) in the latency run")
-	flag.StringVar(&o.latSinks, "latency-sinks", "sqlite", "copies measured by the latency run, one run each, comma-separated: sqlite,postgres")
+	flag.StringVar(&o.latSinks, "latency-sinks", "sqlite,postgres", "copies measured by the latency run, one run each, comma-separated: sqlite,postgres")
 	flag.DurationVar(&o.latPoll, "latency-poll", 5*time.Millisecond, "how often the copy is polled for new rows in the latency run")
 	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: postgres,sqlite,mysql,replay,latency")
 	flag.StringVar(&o.out, "out", "bin/bench-results.md", "append the result table here (empty: don't)")
@@ -422,6 +422,14 @@ func (p *proc) stop() (int64, error) {
 		<-p.done
 	}
 	return hwm, herr
+}
+
+// cpu is the CPU time of an exited process.
+func (p *proc) cpu() time.Duration {
+	if p.cmd.ProcessState == nil {
+		return 0
+	}
+	return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
 }
 
 // maxRSS is the peak RSS of an exited process (what VmHWM showed last).
