@@ -111,6 +111,12 @@ func printReplayProgress(w io.Writer, p sink.ReplayProgress) {
 // openSinkEntry decodes the `sinks:` entry named name and opens its target
 // (not connected).
 func openSinkEntry(p *config.Pipeline, name string, log *slog.Logger) (sink.Spec, sink.Target, error) {
+	spec, target, _, err := openSinkConfig(p, name, log)
+	return spec, target, err
+}
+
+// openSinkConfig is openSinkEntry that also returns the target's config.
+func openSinkConfig(p *config.Pipeline, name string, log *slog.Logger) (sink.Spec, sink.Target, sink.Config, error) {
 	var c *config.Connector
 	var names []string
 	for _, s := range p.Sinks {
@@ -120,21 +126,21 @@ func openSinkEntry(p *config.Pipeline, name string, log *slog.Logger) (sink.Spec
 		}
 	}
 	if c == nil {
-		return sink.Spec{}, nil, fmt.Errorf("%s: no sink named %q (sinks: %v)", p.File, name, names)
+		return sink.Spec{}, nil, nil, fmt.Errorf("%s: no sink named %q (sinks: %v)", p.File, name, names)
 	}
 	d, ok := sink.Lookup(c.Type)
 	if !ok {
-		return sink.Spec{}, nil, c.Errorf("type", "unknown sink type %q (known: %v)", c.Type, sink.Drivers())
+		return sink.Spec{}, nil, nil, c.Errorf("type", "unknown sink type %q (known: %v)", c.Type, sink.Drivers())
 	}
 	spec := sink.DefaultSpec()
 	cfg := d.NewConfig()
 	if err := c.Decode(&spec, cfg); err != nil {
-		return sink.Spec{}, nil, err
+		return sink.Spec{}, nil, nil, err
 	}
 	spec.Name = c.Name
 	target, err := d.Open(c.Name, cfg, log.With("sink", c.Name))
 	if err != nil {
-		return sink.Spec{}, nil, fmt.Errorf("%s (%s): %w", c.Path, c.Name, err)
+		return sink.Spec{}, nil, nil, fmt.Errorf("%s (%s): %w", c.Path, c.Name, err)
 	}
-	return spec, target, nil
+	return spec, target, cfg, nil
 }

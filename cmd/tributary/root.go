@@ -91,6 +91,7 @@ By default the log and the schema registry are embedded: one process, no setup.`
 		newConfigCmd(),
 		newRegistryCmd(),
 		newReplayCmd(),
+		newVerifyCmd(),
 	)
 	return root
 }
