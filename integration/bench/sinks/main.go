@@ -38,6 +38,7 @@ type opts struct {
 	latSinks    string
 	latPoll     time.Duration
 	only        string
+	skipKafka   bool
 	out         string
 	keep        bool
 	applyTimout time.Duration
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&o.latSinks, "latency-sinks", "sqlite,postgres", "copies measured by the latency run, one run each, comma-separated: sqlite,postgres")
 	flag.DurationVar(&o.latPoll, "latency-poll", 5*time.Millisecond, "how often the copy is polled for new rows in the latency run")
 	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: postgres,sqlite,mysql,replay,latency")
+	flag.BoolVar(&o.skipKafka, "skip-kafka", false, "skip the replay through Apache Kafka (TRIBUTARY_TEST_KAFKA_BROKERS)")
 	flag.StringVar(&o.out, "out", "bin/bench-results.md", "append the result table here (empty: don't)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the bench databases and work folder")
 	flag.Parse()

@@ -15,6 +15,7 @@ import (
 // into an embedded log by the real pipeline, plus the same rows exported for
 // the baselines.
 type sourceLog struct {
+	url     string // the source database
 	dataDir string // embedded log folder (with the _schemas topic)
 	topic   string
 	rows    int
@@ -67,6 +68,7 @@ func (b *bench) prepareSource(ctx context.Context) error {
 		return fmt.Errorf("vacuum analyze: %w", err)
 	}
 	s := &sourceLog{
+		url:      u,
 		dataDir:  filepath.Join(b.work, "source", "log"),
 		topic:    "benchsink" + b.runID + ".public." + srcTable,
 		rows:     n,
