@@ -77,7 +77,7 @@ func describePG(ctx context.Context, s Side) (*Table, error) {
 	}
 	rows, err := s.DB.QueryContext(ctx, `
 		SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typcategory,
-		       COALESCE(array_position(i.indkey::int2[], a.attnum), 0)
+		       COALESCE(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)
 		FROM pg_attribute a
 		JOIN pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
