@@ -3,7 +3,10 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -221,6 +224,7 @@ func TestPGSnapshotThenStream(t *testing.T) {
 					}
 				}
 			}
+			checkWorkerEndpoints(t, le, topic)
 			w.stop(t)
 
 			// A clean stop acknowledged the streamed position to PostgreSQL.
@@ -233,5 +237,44 @@ func TestPGSnapshotThenStream(t *testing.T) {
 				t.Fatalf("slot confirmed_flush_lsn not advanced: %s", confirmed)
 			}
 		})
+	}
+}
+
+// checkWorkerEndpoints: /healthz, /readyz and /metrics answer on the worker's
+// loopback port, and the metrics the issue names are there with real values.
+func checkWorkerEndpoints(t *testing.T, le *logEnv, topic string) {
+	t.Helper()
+	for _, path := range []string{"/healthz", "/readyz", "/status"} {
+		resp, err := http.Get("http://" + le.httpAddr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s", path, resp.Status)
+		}
+	}
+	resp, err := http.Get("http://" + le.httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := string(body)
+	for _, want := range []string{
+		`tributary_source_events_produced_total{connector=`,
+		`tributary_source_bytes_produced_total{connector=`,
+		`tributary_source_producer_errors_total{connector=`,
+		`tributary_snapshot_rows{connector=`,
+		`tributary_snapshot_rows_estimate{connector=`,
+		`tributary_source_lag_bytes{connector=`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	re := regexp.MustCompile(`tributary_source_events_produced_total\{connector="[^"]+",topic="` + regexp.QuoteMeta(topic) + `"\} (\S+)`)
+	if mm := re.FindStringSubmatch(m); mm == nil || mm[1] == "0" {
+		t.Errorf("events produced for %s not counted: %v", topic, mm)
 	}
 }

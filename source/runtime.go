@@ -138,6 +138,8 @@ func newRuntime(name, server string, off map[string]any, d Deps, log *slog.Logge
 		counters: map[string]prometheus.Counter{},
 		bytes:    d.Metrics.BytesProduced.WithLabelValues(name),
 	}
+	// Present from the start, so an alert on a rising count also sees zero.
+	d.Metrics.ProducerErrors.WithLabelValues(name)
 	rt.cond = sync.NewCond(&rt.mu)
 	return rt
 }

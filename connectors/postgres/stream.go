@@ -825,6 +825,18 @@ func (s *streamer) statusLoop(ctx context.Context, conn *pgx.Conn, stop <-chan s
 			c.log.Debug("send standby status update failed", "error", err)
 		}
 	}
+	// Lag is measured more often than heartbeats are due, so the gauge is
+	// there from the start and follows a draining backlog.
+	lagT := time.NewTicker(2 * time.Second)
+	defer lagT.Stop()
+	measureLag := func() {
+		if _, lag, err := s.lag(ctx, conn); err == nil {
+			if m := s.rt.Metrics(); m != nil && m.LagBytes != nil {
+				m.LagBytes.WithLabelValues(c.name).Set(float64(lag))
+			}
+		}
+	}
+	measureLag()
 	for {
 		select {
 		case <-stop:
@@ -834,6 +846,8 @@ func (s *streamer) statusLoop(ctx context.Context, conn *pgx.Conn, stop <-chan s
 			send()
 		case <-status.C:
 			send()
+		case <-lagT.C:
+			measureLag()
 		case <-hb.C:
 			d := c.durable.Load()
 			if d != lastDurable {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -199,13 +200,32 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, log *slog.
 		return fmt.Errorf("create schema registry topic %q: %w", topic, resp.Err)
 	}
 
-	details, err := adm.ListTopics(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("describe schema registry topic %q: %w", topic, err)
-	}
-	d, ok := details[topic]
-	if !ok || d.Err != nil {
-		return fmt.Errorf("describe schema registry topic %q: %w", topic, d.Err)
+	// A just-created topic may be unknown to the broker answering metadata
+	// for a moment (Kafka propagates it asynchronously): retry briefly.
+	var details kadm.TopicDetails
+	var d kadm.TopicDetail
+	var ok bool
+	for attempt := 0; ; attempt++ {
+		details, err = adm.ListTopics(ctx, topic)
+		if err == nil {
+			d, ok = details[topic]
+			if ok && d.Err == nil {
+				break
+			}
+			if ok {
+				err = d.Err
+			} else {
+				err = kerr.UnknownTopicOrPartition
+			}
+		}
+		if attempt >= 50 || !errors.Is(err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("describe schema registry topic %q: %w", topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("describe schema registry topic %q: %w", topic, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if n := len(d.Partitions); n != 1 {
 		return fmt.Errorf("schema registry topic %q has %d partitions; it must have exactly 1 so that its records keep one order", topic, n)
