@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -134,6 +135,7 @@ func run(ctx context.Context, o opts) error {
 		}
 	}()
 	start := time.Now()
+	loadStart := loadAvg()
 	var errs []error
 	part := func(name string, f func(context.Context) error) {
 		if !want(name) {
@@ -157,6 +159,7 @@ func run(ctx context.Context, o opts) error {
 		part("replay", b.replay)
 	}
 	part("latency", b.latency)
+	b.notes = append(b.notes, fmt.Sprintf("load average (1 min) %s at the start and %s at the end: the machine is shared, figures move with it", loadStart, loadAvg()))
 	b.notes = append(b.notes, fmt.Sprintf("whole sink bench: %s on a %d-core machine; rates count from the first record the sink consumed to the last change committed, so the log's start-up is left out", time.Since(start).Round(time.Second), numCPU()))
 	table := b.render()
 	fmt.Println()
@@ -184,6 +187,17 @@ func appendFile(name, text string) error {
 		return err
 	}
 	return f.Close()
+}
+
+func loadAvg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(data)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func numCPU() int {
@@ -295,6 +309,7 @@ type proc struct {
 	started time.Time
 	waitErr error
 	logPath string
+	peak    atomic.Int64 // highest VmHWM sampled
 }
 
 // listeners are the loopback addresses of one tributary process.
@@ -359,6 +374,7 @@ func (b *bench) start(ctx context.Context, dir, httpAddr string, args ...string)
 		logf.Close()
 		close(p.done)
 	}()
+	go p.samplePeak()
 	return p, nil
 }
 
@@ -410,12 +426,32 @@ func vmHWM(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
+// samplePeak reads VmHWM every 50 ms while the process lives. The rusage
+// of the exited child would be wrong: Linux carries the parent's RSS at
+// fork into the child's ru_maxrss across exec, and this bench holds the
+// exported rows in memory.
+func (p *proc) samplePeak() {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if hwm, err := vmHWM(p.cmd.Process.Pid); err == nil && hwm > p.peak.Load() {
+			p.peak.Store(hwm)
+		}
+		select {
+		case <-p.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // stop reads the peak RSS, sends SIGTERM and waits for the exit.
 func (p *proc) stop() (int64, error) {
 	if p.exited() {
 		return p.maxRSS(), nil
 	}
 	hwm, herr := vmHWM(p.cmd.Process.Pid)
+	hwm = max(hwm, p.peak.Load())
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -434,16 +470,9 @@ func (p *proc) cpu() time.Duration {
 	return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
 }
 
-// maxRSS is the peak RSS of an exited process (what VmHWM showed last).
-func (p *proc) maxRSS() int64 {
-	if p.cmd.ProcessState == nil {
-		return 0
-	}
-	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss * 1024
-	}
-	return 0
-}
+// maxRSS is the peak RSS of an exited process: the last VmHWM sampled, at
+// most 50 ms before the exit.
+func (p *proc) maxRSS() int64 { return p.peak.Load() }
 
 var httpc = &http.Client{Timeout: 2 * time.Second}
 

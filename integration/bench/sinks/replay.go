@@ -56,7 +56,7 @@ func (b *bench) replay(ctx context.Context) error {
 	b.add(row{measure: measure, mode: "embedded", figure: fmt.Sprintf("%s (%.0f rows/s)", el.Round(100*time.Millisecond), rate(b.src.rows, el)),
 		baseline: "-", ratio: "-", target: "-", verdict: "-"})
 	b.add(row{measure: "peak RSS (replay)", mode: "embedded", figure: mb(rss), baseline: "-", ratio: "-", target: "< 150 MB", verdict: verdict(rss < 150<<20)})
-	b.notes = append(b.notes, fmt.Sprintf("replay: CPU %s;", p.cpu().Round(100*time.Millisecond))+" whole process (log start-up, shadow build, swap, exit) of `tributary replay -f FILE bench-pg` over the copy of the postgres part; peak RSS from the exited process's rusage (its last VmHWM); in embedded mode it includes the in-process broker")
+	b.notes = append(b.notes, fmt.Sprintf("replay: CPU %s;", p.cpu().Round(100*time.Millisecond))+" whole process (log start-up, shadow build, swap, exit) of `tributary replay -f FILE bench-pg` over the copy of the postgres part; peak RSS is VmHWM sampled every 50 ms until the exit; in embedded mode it includes the in-process broker")
 	return b.replayKafka(ctx)
 }
 
