@@ -26,26 +26,39 @@ export TRIBUTARY_DATA_DIR=${TRIBUTARY_DATA_DIR:-./data/quickstart}
 rm -rf "$TRIBUTARY_DATA_DIR"
 
 echo "quickstart: starting a write workload (pgbench, 20 transactions/s)"
-"$TRIBUTARY_PG_BIN/pgbench" -n -q -c 1 -R 20 -T 86400 -f integration/demo/workload.sql "$DEMO" >/dev/null 2>&1 &
+"$TRIBUTARY_PG_BIN/pgbench" -n -c 1 -R 20 -T 86400 -f integration/demo/workload.sql "$DEMO" >/dev/null 2>&1 &
 workload=$!
 trap 'kill $workload 2>/dev/null || true' EXIT
 
 cat <<'MSG'
-quickstart: running `bin/tributary run -f configs/quickstart.yaml` (Ctrl-C stops it cleanly).
+quickstart: running `bin/tributary run -f configs/quickstart.yaml`: PostgreSQL → embedded log → SQLite copy.
   Watch the events from another shell:
-    bin/tributary tail shop.public.orders --from-beginning -f configs/quickstart.yaml
+    bin/tributary tail shop.public.orders --from-beginning --key -f configs/quickstart.yaml
     kcat -b 127.0.0.1:9092 -L                      # any Kafka client can read the embedded log
     curl -s 127.0.0.1:8081/subjects                # the embedded schema registry
     curl -s 127.0.0.1:8083/metrics | grep tributary_
+    sqlite3 data/quickstart/copy.db 'select count(*) from public_orders'   # the local copy
+  Press Ctrl-C to stop the workload; the copy is then verified against the source.
 MSG
+# The worker gets its own session so that Ctrl-C reaches only this script,
+# which stops the workload, verifies the copy and then stops the worker.
+setsid bin/tributary run -f configs/quickstart.yaml &
+worker=$!
+trap 'kill $workload 2>/dev/null || true; kill -TERM $worker 2>/dev/null || true' EXIT
+interrupted=false
+trap 'interrupted=true' INT
 if [[ -n ${QUICKSTART_SECONDS:-} ]]; then
-	bin/tributary run -f configs/quickstart.yaml &
-	worker=$!
-	sleep "$QUICKSTART_SECONDS"
-	kill -TERM $worker
-	wait $worker
+	sleep "$QUICKSTART_SECONDS" || true
 else
-	exec_status=0
-	bin/tributary run -f configs/quickstart.yaml || exec_status=$?
-	exit $exec_status
+	while ! $interrupted && kill -0 $worker 2>/dev/null; do sleep 1; done
 fi
+kill -0 $worker 2>/dev/null || { echo "quickstart: the worker stopped early" >&2; exit 1; }
+echo
+echo "quickstart: stopping the workload, then verifying the SQLite copy against PostgreSQL"
+kill $workload 2>/dev/null || true
+wait $workload 2>/dev/null || true
+status=0
+bin/tributary verify -f configs/quickstart.yaml shop-copy --wait 60s || status=$?
+kill -TERM $worker
+wait $worker || status=$?
+exit $status

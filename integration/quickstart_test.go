@@ -1,0 +1,31 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestQuickstart runs the README's first command the way a newcomer does
+// (for a few seconds instead of until Ctrl-C) and checks it ends with the
+// SQLite copy verified equal to the demo database.
+func TestQuickstart(t *testing.T) {
+	env(t, "TRIBUTARY_TEST_PG_URL") // the services must be up, as under `make test`
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "integration/quickstart.sh")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "QUICKSTART_SECONDS=8", "TRIBUTARY_DATA_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("quickstart: %v\n%s", err, tail(out, 6000))
+	}
+	for _, want := range []string{"snapshot completed", "2 tables compared, 2 equal, 0 different"} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("quickstart output lacks %q:\n%s", want, tail(out, 6000))
+		}
+	}
+}
