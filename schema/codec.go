@@ -33,7 +33,9 @@ type TxnBlock struct {
 
 // Codec encodes the key and envelope of one version of a table's schema into
 // the Confluent wire format (magic 0, 4-byte big-endian schema id, Avro binary).
-// It is not safe for concurrent use by design: one connector goroutine owns it.
+// A Codec keeps no state between calls: once SetIDs has run, AppendKey and
+// AppendEnvelope are safe for concurrent use (snapshot workers encode one
+// table on several goroutines). SetIDs must not run concurrently with them.
 //
 // See codec_impl.go for the implementation.
 //
