@@ -396,3 +396,177 @@ func TestSinkDebeziumFixtures(t *testing.T) {
 		})
 	}
 }
+
+// usersSinkSetup starts an embedded log with the Debezium users schemas
+// registered and returns the producer, the topic and a PostgreSQL copy
+// whose demo.users table refuses the name 'poison'.
+func usersSinkSetup(t *testing.T) (le *logEnv, copyURL, topic string) {
+	le = newLogEnv(t, modes[0])
+	copyURL = pgDB(t)
+	cc := pgConn(t, copyURL)
+	pgExec(t, cc, "CREATE SCHEMA demo")
+	pgExec(t, cc, "CREATE TABLE demo.users (id int PRIMARY KEY, name text CHECK (name <> 'poison'), age int, created_at timestamptz)")
+	return le, copyURL, uniq("rej") + ".demo.users"
+}
+
+func usersSinkYAML(le *logEnv, name, copyURL, topic, extra string) string {
+	return le.yaml + fmt.Sprintf("sinks:\n  - name: %s\n    type: postgres\n    url: %s\n    topics: [%s]\n    topic_refresh_interval: 300ms\n    flush_interval: 20ms\n%s",
+		name, copyURL, topic, extra)
+}
+
+func usersProducer(t *testing.T, le *logEnv, topic string) *dbzProducer {
+	p := newDBZProducer(t, le)
+	p.register(topic+"-key", readTestdata(t, "dbz3_mysql_users_key.avsc"))
+	p.register(topic+"-value", readTestdata(t, "dbz3_mysql_users_value.avsc"))
+	return p
+}
+
+func userCreate(p *dbzProducer, topic string, id int, name string) *kgo.Record {
+	return p.rec(topic, map[string]any{"id": id}, envelope("c", nil, user(id, name, 20, "2024-01-01T00:00:00Z"), mysqlSource("false", int64(100+id))))
+}
+
+func pgUserIDs(t *testing.T, c *pgx.Conn) string {
+	t.Helper()
+	var ids string
+	if err := c.QueryRow(context.Background(), "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM demo.users").Scan(&ids); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// TestSinkRejectedRecordStop: by default a record the target refuses stops
+// the worker with an error naming the sink, topic, partition, offset, key
+// and cause; the rows before it are applied, the one after it is not.
+func TestSinkRejectedRecordStop(t *testing.T) {
+	le, copyURL, topic := usersSinkSetup(t)
+	name := uniq("stop")
+	w := startWorker(t, le, writeFile(t, t.TempDir(), "p.yaml", usersSinkYAML(le, name, copyURL, topic, "")))
+	p := usersProducer(t, le, topic)
+	p.send(topic, userCreate(p, topic, 10, "ok10"), userCreate(p, topic, 11, "poison"), userCreate(p, topic, 12, "ok12"))
+	if code := w.exitCode(t, time.Minute); code == 0 {
+		t.Fatalf("worker exited 0 after a rejected record:\n%s", w.output())
+	}
+	out := w.output()
+	for _, want := range []string{"sink " + name, "topic " + topic, "partition 0", "offset 1", `key {"id":11}`, "users_name_check"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("worker output lacks %q:\n%s", want, tail([]byte(out), 4096))
+		}
+	}
+	// The rejected record is never skipped: nothing at or after it is applied.
+	cc := pgConn(t, copyURL)
+	if ids := pgUserIDs(t, cc); ids != "10" && ids != "" {
+		t.Errorf("copy holds ids %q after the sink stopped at offset 1; want 10 (or nothing)", ids)
+	}
+	var next int64
+	_ = cc.QueryRow(context.Background(), "SELECT coalesce(max(next_offset), 0) FROM tributary_offsets WHERE sink_name = $1 AND kafka_partition >= 0", name).Scan(&next)
+	if next > 1 {
+		t.Errorf("stored next_offset %d is past the rejected record at offset 1", next)
+	}
+}
+
+// TestSinkRejectedRecordDLQ: with errors.tolerance: all the refused record
+// goes to <sink>.dlq with Kafka Connect's __connect.errors.* headers and its
+// original key and value, and the sink goes on with the records after it.
+func TestSinkRejectedRecordDLQ(t *testing.T) {
+	le, copyURL, topic := usersSinkSetup(t)
+	name := uniq("dlq")
+	w := startWorker(t, le, writeFile(t, t.TempDir(), "p.yaml", usersSinkYAML(le, name, copyURL, topic, "    errors.tolerance: all\n")))
+	p := usersProducer(t, le, topic)
+	poison := userCreate(p, topic, 11, "poison")
+	poisonValue := append([]byte(nil), poison.Value...)
+	p.send(topic, userCreate(p, topic, 10, "ok10"), poison, userCreate(p, topic, 12, "ok12"))
+	cc := pgConn(t, copyURL)
+	deadline := time.Now().Add(time.Minute)
+	for pgUserIDs(t, cc) != "10,12" {
+		if time.Now().After(deadline) {
+			t.Fatalf("copy holds %q, want 10,12", pgUserIDs(t, cc))
+		}
+		if w.exited() {
+			t.Fatalf("worker exited with errors.tolerance all: %v\n%s", w.err, w.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The sink goes on after the dead letter.
+	p.send(topic, userCreate(p, topic, 13, "ok13"))
+	deadline = time.Now().Add(time.Minute)
+	for pgUserIDs(t, cc) != "10,12,13" {
+		if time.Now().After(deadline) {
+			t.Fatalf("copy holds %q after a later record, want 10,12,13", pgUserIDs(t, cc))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(le.brokers), kgo.ConsumeTopics(name+".dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var dead []*kgo.Record
+	deadline = time.Now().Add(30 * time.Second)
+	for len(dead) == 0 && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { dead = append(dead, r) })
+		cancel()
+	}
+	if len(dead) != 1 {
+		t.Fatalf("%s.dlq holds %d records, want 1", name, len(dead))
+	}
+	d := dead[0]
+	h := map[string]string{}
+	for _, x := range d.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	for k, want := range map[string]string{
+		"__connect.errors.topic":          topic,
+		"__connect.errors.partition":      "0",
+		"__connect.errors.offset":         "1",
+		"__connect.errors.connector.name": name,
+	} {
+		if h[k] != want {
+			t.Errorf("dead letter header %s = %q, want %q (all: %v)", k, h[k], want, h)
+		}
+	}
+	if !strings.Contains(h["__connect.errors.exception.message"], "users_name_check") {
+		t.Errorf("__connect.errors.exception.message %q does not give the cause", h["__connect.errors.exception.message"])
+	}
+	for _, k := range []string{"__connect.errors.stage", "__connect.errors.class.name", "__connect.errors.exception.class.name"} {
+		if h[k] == "" {
+			t.Errorf("dead letter lacks header %s (all: %v)", k, h)
+		}
+	}
+	if !bytes.Equal(d.Value, poisonValue) {
+		t.Errorf("dead letter value is not the original record's value")
+	}
+	w.stop(t)
+}
+
+// TestSinkUndecodableRecord: a record that is not Confluent-framed Avro, and
+// one whose schema id the registry does not know, stop the sink with an
+// error naming the topic, offset and what is wrong.
+func TestSinkUndecodableRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		value []byte
+		want  []string
+	}{
+		{"garbage", []byte("hello, not avro"), []string{"magic byte", "offset 1"}},
+		{"unknown_schema_id", []byte{0, 0, 0, 0x7a, 0x69, 2, 4, 6}, []string{"schema id 31337", "offset 1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			le, copyURL, topic := usersSinkSetup(t)
+			name := uniq("undec")
+			w := startWorker(t, le, writeFile(t, t.TempDir(), "p.yaml", usersSinkYAML(le, name, copyURL, topic, "")))
+			p := usersProducer(t, le, topic)
+			p.send(topic, userCreate(p, topic, 10, "ok10"), &kgo.Record{Key: p.encode(topic+"-key", map[string]any{"id": 11}), Value: tc.value})
+			if code := w.exitCode(t, time.Minute); code == 0 {
+				t.Fatalf("worker exited 0 after an undecodable record:\n%s", w.output())
+			}
+			out := w.output()
+			for _, want := range append(tc.want, "topic "+topic) {
+				if !strings.Contains(out, want) {
+					t.Errorf("worker output lacks %q:\n%s", want, tail([]byte(out), 4096))
+				}
+			}
+		})
+	}
+}
