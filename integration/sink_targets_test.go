@@ -444,3 +444,72 @@ func checkPGOffsets(t *testing.T, c *pgx.Conn, sinkName, topic string) {
 		t.Fatalf("tributary_offsets has %d rows for %s/%s (next_offset %d)", n, sinkName, topic, next)
 	}
 }
+
+// TestSinkBadTargets: a target the sink cannot use stops the worker with a
+// non-zero exit and an error naming the target, never its password.
+func TestSinkBadTargets(t *testing.T) {
+	const secret = "s3cr3t-Pw-9"
+	sinkOnly := func(t *testing.T, le *logEnv, sinkYAML string) string {
+		return writeFile(t, t.TempDir(), "pipeline.yaml", le.yaml+"sinks:\n"+sinkYAML)
+	}
+	t.Run("unreachable_postgres", func(t *testing.T) {
+		le := newLogEnv(t, modes[0])
+		port := freePort(t)
+		cfg := sinkOnly(t, le, fmt.Sprintf("  - name: pgdown\n    type: postgres\n    url: postgres://copier:%s@127.0.0.1:%d/copy?sslmode=disable\n    topics: [x.public.items]\n", secret, port))
+		out := runExpectFailure(t, 0, []string{"pgdown", fmt.Sprintf("127.0.0.1:%d", port)}, "run", "-f", cfg)
+		if strings.Contains(out, secret) {
+			t.Fatalf("output reveals the password:\n%s", out)
+		}
+	})
+	t.Run("unreachable_mysql", func(t *testing.T) {
+		le := newLogEnv(t, modes[0])
+		port := freePort(t)
+		cfg := sinkOnly(t, le, fmt.Sprintf("  - name: mydown\n    type: mysql\n    dsn: copier:%s@tcp(127.0.0.1:%d)/copy\n    topics: [x.public.items]\n", secret, port))
+		out := runExpectFailure(t, 0, []string{"mydown", fmt.Sprintf("127.0.0.1:%d", port)}, "run", "-f", cfg)
+		if strings.Contains(out, secret) {
+			t.Fatalf("output reveals the password:\n%s", out)
+		}
+	})
+	t.Run("postgres_no_create", func(t *testing.T) {
+		// The role may write its offsets (in a schema it owns) but may not
+		// create the copy's table in public: the first batch fails, naming
+		// the table and the missing privilege.
+		le, copyURL, topic := usersSinkSetup(t)
+		admin := pgConn(t, copyURL)
+		role := uniq("copier")
+		pgExec(t, admin, fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, secret))
+		t.Cleanup(func() {
+			c, err := pgx.Connect(context.Background(), copyURL)
+			if err == nil {
+				defer c.Close(context.Background())
+				_, _ = c.Exec(context.Background(), "DROP OWNED BY "+role)
+			}
+			base, err := pgx.Connect(context.Background(), env(t, "TRIBUTARY_TEST_PG_URL"))
+			if err == nil {
+				defer base.Close(context.Background())
+				// The database is dropped by pgDB's cleanup, registered earlier, so later.
+				_, _ = base.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+			}
+		})
+		pgExec(t, admin, fmt.Sprintf("CREATE SCHEMA offs AUTHORIZATION %s", role))
+		pgExec(t, admin, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+		pgExec(t, admin, fmt.Sprintf("GRANT USAGE ON SCHEMA public TO %s", role))
+		roleURL := strings.Replace(copyURL, "postgres:postgres@", role+":"+secret+"@", 1)
+		cfg := sinkOnly(t, le, fmt.Sprintf("  - name: noperm\n    type: postgres\n    url: %s\n    offsets_schema: offs\n    topics: [%s]\n    table_name_format: public.$${source.table}\n    topic_refresh_interval: 300ms\n", roleURL, topic))
+		w := startWorker(t, le, cfg)
+		p := usersProducer(t, le, topic)
+		p.send(topic, userCreate(p, topic, 1, "a"))
+		if code := w.exitCode(t, time.Minute); code == 0 {
+			t.Fatalf("worker exited 0 without permission to create the table:\n%s", w.output())
+		}
+		out := w.output()
+		for _, want := range []string{"noperm", "public.users", "permission denied"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("worker output lacks %q:\n%s", want, tail([]byte(out), 4096))
+			}
+		}
+		if strings.Contains(out, secret) {
+			t.Fatalf("output reveals the password:\n%s", out)
+		}
+	})
+}
