@@ -570,3 +570,48 @@ func TestSinkUndecodableRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestSinkUndecodableRecordDLQ: with errors.tolerance: all a record that is
+// not Confluent-framed Avro goes to the dead-letter topic (stage
+// VALUE_CONVERTER) and the records after it are applied.
+func TestSinkUndecodableRecordDLQ(t *testing.T) {
+	le, copyURL, topic := usersSinkSetup(t)
+	name := uniq("undecdlq")
+	w := startWorker(t, le, writeFile(t, t.TempDir(), "p.yaml", usersSinkYAML(le, name, copyURL, topic, "    errors.tolerance: all\n")))
+	p := usersProducer(t, le, topic)
+	p.send(topic, userCreate(p, topic, 10, "ok10"), &kgo.Record{Key: p.encode(topic+"-key", map[string]any{"id": 11}), Value: []byte("garbage")}, userCreate(p, topic, 12, "ok12"))
+	cc := pgConn(t, copyURL)
+	deadline := time.Now().Add(time.Minute)
+	for pgUserIDs(t, cc) != "10,12" {
+		if time.Now().After(deadline) {
+			t.Fatalf("copy holds %q, want 10,12", pgUserIDs(t, cc))
+		}
+		if w.exited() {
+			t.Fatalf("worker exited with errors.tolerance all: %v\n%s", w.err, w.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(le.brokers), kgo.ConsumeTopics(name+".dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var dead []*kgo.Record
+	deadline = time.Now().Add(30 * time.Second)
+	for len(dead) == 0 && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { dead = append(dead, r) })
+		cancel()
+	}
+	if len(dead) != 1 || string(dead[0].Value) != "garbage" {
+		t.Fatalf("%s.dlq holds %d records, want the garbage one", name, len(dead))
+	}
+	h := map[string]string{}
+	for _, x := range dead[0].Headers {
+		h[x.Key] = string(x.Value)
+	}
+	if h["__connect.errors.offset"] != "1" || h["__connect.errors.stage"] != "VALUE_CONVERTER" || !strings.Contains(h["__connect.errors.exception.message"], "magic byte") {
+		t.Errorf("dead letter headers %v: want offset 1, stage VALUE_CONVERTER, a message about the magic byte", h)
+	}
+	w.stop(t)
+}
