@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goruntime "runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,10 +33,11 @@ import (
 // reads whole tables, one at a time: tables with a primary key in key order,
 // in chunks of snapshot_chunk_rows with keyset pagination (each chunk a
 // COPY (SELECT ... WHERE (pk) > (last) ORDER BY pk LIMIT n) TO STDOUT), other
-// tables with one streamed COPY. Rows are decoded and encoded in the workers
-// and handed in small batches to the connector goroutine, which alone calls
-// Emit; a worker blocks when the batches it produced are not yet emitted, so
-// memory stays at a few batches per worker whatever the table sizes.
+// tables with one streamed COPY. Each worker packs raw COPY rows into blocks
+// for a pool of encoder goroutines (one per CPU), which decode and encode
+// them in parallel and hand the batches to the connector goroutine, which
+// alone calls Emit. Every stage blocks when the next one is behind, so
+// memory stays at a few blocks and batches whatever the table sizes.
 //
 // No offset is committed until the snapshot completes. A crash before that
 // leaves no offset; the next start drops the slot and snapshots again.
@@ -168,19 +170,23 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		jobs <- t
 	}
 	close(jobs)
-	out := make(chan snapBatch, 2*nw)
-	var wg sync.WaitGroup
+	// Readers (one per connection) feed raw row blocks to a pool of
+	// encoders sized to the CPUs: decoding and Avro encoding cost more than
+	// reading COPY, so one table is encoded on several cores.
+	ne := max(1, goruntime.GOMAXPROCS(0))
+	blocks := make(chan *snapBlock, ne)
+	out := make(chan snapBatch, 2*ne)
+	var readers, encoders sync.WaitGroup
 	var errOnce sync.Once
 	var werr error
 	fail := func(err error) {
 		errOnce.Do(func() { werr = err; cancel() })
 	}
 	for i := 0; i < nw; i++ {
-		w := &snapWorker{c: c, conn: conns[i], out: out, lsn: cp, txid: txid, chunk: c.cfg.SnapshotChunkRows,
-			src: c.sourceValues(), snapTrue: "true", snapLast: "last"}
-		wg.Add(1)
+		w := &snapWorker{conn: conns[i], jobs: blocks, chunk: c.cfg.SnapshotChunkRows}
+		readers.Add(1)
 		go func() {
-			defer wg.Done()
+			defer readers.Done()
 			for t := range jobs {
 				if err := w.table(wctx, t); err != nil {
 					fail(err)
@@ -189,7 +195,21 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 			}
 		}()
 	}
-	go func() { wg.Wait(); close(out) }()
+	for i := 0; i < ne; i++ {
+		e := c.newSnapEncoder(out, cp, txid)
+		encoders.Add(1)
+		go func() {
+			defer encoders.Done()
+			if err := e.run(wctx, blocks); err != nil {
+				fail(err)
+				for range blocks {
+					// drain so the readers can exit
+				}
+			}
+		}()
+	}
+	go func() { readers.Wait(); close(blocks) }()
+	go func() { encoders.Wait(); close(out) }()
 
 	stopProgress := make(chan struct{})
 	progressDone := make(chan struct{})
@@ -383,52 +403,50 @@ func percent(done, total int64) string {
 }
 
 // snapWorker reads tables on one connection inside the imported snapshot.
+// It only splits the COPY stream into rows and packs their raw text into
+// blocks; a pool of snapEncoders decodes and encodes the blocks in
+// parallel. Each key appears once in a snapshot, so blocks of one table may
+// be emitted in any order; only the snapshot's final record ("last") must
+// come last, which the emitting goroutine ensures.
 type snapWorker struct {
-	c     *connector
 	conn  *pgx.Conn
-	out   chan<- snapBatch
-	lsn   pglogrepl.LSN
-	txid  int64
+	jobs  chan<- *snapBlock
 	chunk int
-
-	slab   recordSlab
-	src    []any
-	fields [][]byte
-	keyF   [][]byte
-	tsUs   int64
-	// source.snapshot values, boxed once: storing a string variable in an
-	// interface allocates on every row.
-	snapTrue, snapLast any
 
 	// per table
 	ctx     context.Context
 	t       *snapTable
-	rows    [2][]any
-	cur     int
-	hasPrev bool
-	batch   []source.Record
-	bytes   int
+	blk     *snapBlock
 	pending []byte
 	last    []byte // raw text of the last row read, for the next chunk's key
+	keyF    [][]byte
 	nChunk  int
+}
+
+// snapBlock is up to snapBatchRecords raw COPY rows of one table.
+type snapBlock struct {
+	t    *snapTable
+	raw  []byte
+	ends []int // end offset in raw of each row
+	// final marks the table's last block: its last row is encoded twice,
+	// with source.snapshot "true" and "last".
+	final bool
+}
+
+var snapBlockPool = sync.Pool{New: func() any {
+	return &snapBlock{raw: make([]byte, 0, 64<<10), ends: make([]int, 0, snapBatchRecords)}
+}}
+
+func (b *snapBlock) full() bool {
+	return len(b.ends) >= snapBatchRecords || len(b.raw) >= snapBatchBytes
 }
 
 func (w *snapWorker) table(ctx context.Context, t *snapTable) error {
 	w.t = t
 	w.ctx = ctx
-	n := len(t.shape.cols)
-	w.rows[0], w.rows[1] = make([]any, n), make([]any, n)
-	w.hasPrev = false
-	w.batch = make([]source.Record, 0, snapBatchRecords)
-	w.bytes = 0
+	w.blk = nil
 	t.started.Store(time.Now().UnixNano())
-	w.src[schema.PGSrcSchema] = t.ct.ID.Schema
-	w.src[schema.PGSrcTable] = t.ct.ID.Name
-	w.src[schema.PGSrcTxID] = w.txid
-	w.src[schema.PGSrcLSN] = int64(w.lsn)
-	w.src[schema.PGSrcXmin] = nil
-	w.src[schema.SrcSequence] = `[null,"` + strconv.FormatUint(uint64(w.lsn), 10) + `"]`
-
+	n := len(t.shape.cols)
 	cols := make([]string, n)
 	for i, c := range t.shape.cols {
 		cols[i] = pgx.Identifier{c.Name}.Sanitize()
@@ -461,7 +479,12 @@ func (w *snapWorker) table(ctx context.Context, t *snapTable) error {
 			where = " WHERE (" + order + ") > (" + lits + ")"
 		}
 	}
-	return w.finishTable(ctx)
+	t.done.Store(true)
+	if w.blk == nil {
+		return nil // empty table: nothing to emit
+	}
+	w.blk.final = true
+	return w.dispatch()
 }
 
 // keyLiterals turns the primary-key fields of the last row read into SQL
@@ -472,6 +495,9 @@ func (w *snapWorker) keyLiterals() (string, error) {
 	w.keyF, err = copySplitRow(w.last, w.keyF[:0])
 	if err != nil {
 		return "", fmt.Errorf("postgres: snapshot of table %s: re-read last key: %w", w.t.ct.ID, err)
+	}
+	if len(w.keyF) != len(w.t.shape.cols) {
+		return "", fmt.Errorf("postgres: snapshot of table %s: COPY row has %d fields, want %d", w.t.ct.ID, len(w.keyF), len(w.t.shape.cols))
 	}
 	var b strings.Builder
 	for i, k := range w.t.pk {
@@ -539,64 +565,164 @@ func (w *snapWorker) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// row appends one raw row to the current block. A full block is handed to
+// the encoders only when the next row arrives, so the table's last block is
+// never empty and can be marked final.
 func (w *snapWorker) row(line []byte) error {
-	t := w.t
-	var err error
-	if len(t.pk) > 0 {
-		// copySplitRow decodes in place; keep the raw row for the next
-		// chunk's key.
+	if len(w.t.pk) > 0 {
 		w.last = append(w.last[:0], line...)
 	}
-	w.fields, err = copySplitRow(line, w.fields[:0])
+	w.nChunk++
+	if w.blk != nil && w.blk.full() {
+		if err := w.dispatch(); err != nil {
+			return err
+		}
+	}
+	if w.blk == nil {
+		w.blk = snapBlockPool.Get().(*snapBlock)
+		w.blk.t, w.blk.final = w.t, false
+		w.blk.raw, w.blk.ends = w.blk.raw[:0], w.blk.ends[:0]
+	}
+	w.blk.raw = append(w.blk.raw, line...)
+	w.blk.ends = append(w.blk.ends, len(w.blk.raw))
+	return nil
+}
+
+// dispatch hands the current block to the encoders; errors here surface
+// in Write, which aborts the COPY.
+func (w *snapWorker) dispatch() error {
+	b := w.blk
+	w.blk = nil
+	select {
+	case w.jobs <- b:
+		return nil
+	case <-w.ctx.Done():
+		return errSnapshotStopped
+	}
+}
+
+var errSnapshotStopped = errors.New("snapshot stopped")
+
+// snapEncoder decodes and encodes blocks of any table. Several run at once;
+// decoders and Codecs keep no state between calls, so they are shared.
+type snapEncoder struct {
+	out    chan<- snapBatch
+	lsn    pglogrepl.LSN
+	txid   int64
+	seq    string // source.sequence, the same for every snapshot row
+	src    []any
+	fields [][]byte
+	row    []any
+	slab   recordSlab
+	tsUs   int64
+	// source.snapshot values, boxed once: storing a string variable in an
+	// interface allocates on every row.
+	snapTrue, snapLast any
+}
+
+func (c *connector) newSnapEncoder(out chan<- snapBatch, lsn pglogrepl.LSN, txid int64) *snapEncoder {
+	return &snapEncoder{out: out, lsn: lsn, txid: txid, src: c.sourceValues(), snapTrue: "true", snapLast: "last",
+		seq: `[null,"` + strconv.FormatUint(uint64(lsn), 10) + `"]`}
+}
+
+// run encodes blocks until jobs is closed or ctx ends.
+func (e *snapEncoder) run(ctx context.Context, jobs <-chan *snapBlock) error {
+	for b := range jobs {
+		if ctx.Err() != nil {
+			continue // drain so the readers can exit
+		}
+		batch, err := e.block(b)
+		snapBlockPool.Put(b)
+		if err != nil {
+			return err
+		}
+		select {
+		case e.out <- batch:
+		case <-ctx.Done():
+		}
+	}
+	return nil
+}
+
+func (e *snapEncoder) block(b *snapBlock) (snapBatch, error) {
+	t := b.t
+	n := len(t.shape.cols)
+	if len(e.row) != n {
+		e.row = make([]any, n)
+	}
+	e.src[schema.PGSrcSchema] = t.ct.ID.Schema
+	e.src[schema.PGSrcTable] = t.ct.ID.Name
+	e.src[schema.PGSrcTxID] = e.txid
+	e.src[schema.PGSrcLSN] = int64(e.lsn)
+	e.src[schema.PGSrcXmin] = nil
+	e.src[schema.SrcSequence] = e.seq
+	// The read time, taken once per block: boxing three timestamps per row
+	// costs more than the precision is worth.
+	now := time.Now()
+	e.tsUs = now.UnixMicro()
+	e.src[schema.SrcTsMs] = now.UnixMilli()
+	e.src[schema.SrcTsUs] = e.tsUs
+	e.src[schema.SrcTsNs] = now.UnixNano()
+
+	out := snapBatch{recs: make([]source.Record, 0, len(b.ends))}
+	start := 0
+	for i, end := range b.ends {
+		if err := e.decode(t, b.raw[start:end]); err != nil {
+			return out, err
+		}
+		start = end
+		if b.final && i == len(b.ends)-1 {
+			rt, err := e.encode(t, e.snapTrue)
+			if err != nil {
+				return out, err
+			}
+			rl, err := e.encode(t, e.snapLast)
+			if err != nil {
+				return out, err
+			}
+			out.tableDone, out.lastTrue, out.lastLast = t, &rt, &rl
+			break
+		}
+		rec, err := e.encode(t, e.snapTrue)
+		if err != nil {
+			return out, err
+		}
+		out.recs = append(out.recs, rec)
+	}
+	t.rows.Add(int64(len(b.ends)))
+	return out, nil
+}
+
+// decode splits and decodes one raw row (in place) into e.row.
+func (e *snapEncoder) decode(t *snapTable, line []byte) error {
+	var err error
+	e.fields, err = copySplitRow(line, e.fields[:0])
 	if err != nil {
-		return fmt.Errorf("table %s: COPY row: %w", t.ct.ID, err)
+		return fmt.Errorf("postgres: snapshot of table %s: COPY row: %w", t.ct.ID, err)
 	}
-	if len(w.fields) != len(t.shape.cols) {
-		return fmt.Errorf("table %s: COPY row has %d fields, want %d", t.ct.ID, len(w.fields), len(t.shape.cols))
+	if len(e.fields) != len(t.shape.cols) {
+		return fmt.Errorf("postgres: snapshot of table %s: COPY row has %d fields, want %d", t.ct.ID, len(e.fields), len(t.shape.cols))
 	}
-	row := w.rows[w.cur]
-	for i, f := range w.fields {
+	for i, f := range e.fields {
 		if f == nil {
-			row[i] = nil
+			e.row[i] = nil
 			continue
 		}
 		v, err := t.shape.decoders[i](f)
 		if err != nil {
-			return fmt.Errorf("table %s column %s: value %s: %w", t.ct.ID, t.shape.cols[i].Name, clip(f), err)
+			return fmt.Errorf("postgres: snapshot of table %s column %s: value %s: %w", t.ct.ID, t.shape.cols[i].Name, clip(f), err)
 		}
-		row[i] = v
+		e.row[i] = v
 	}
-	w.nChunk++
-	if w.hasPrev {
-		rec, err := w.encode(w.rows[1-w.cur], w.snapTrue)
-		if err != nil {
-			return err
-		}
-		if err := w.add(rec); err != nil {
-			return err
-		}
-	}
-	w.hasPrev = true
-	w.cur = 1 - w.cur
 	return nil
 }
 
-func (w *snapWorker) encode(row []any, snap any) (source.Record, error) {
-	t := w.t
-	if len(w.batch) == 0 || w.tsUs == 0 {
-		// The read time, taken once per batch: boxing three timestamps
-		// per row costs more than the precision is worth.
-		now := time.Now()
-		w.tsUs = now.UnixMicro()
-		w.src[schema.SrcTsMs] = now.UnixMilli()
-		w.src[schema.SrcTsUs] = w.tsUs
-		w.src[schema.SrcTsNs] = now.UnixNano()
-	}
-	w.src[schema.SrcSnapshot] = snap
-	env := schema.Envelope{Op: schema.OpRead, After: row, Source: w.src, TsUs: w.tsUs}
-	rec, err := w.slab.encode(t.codec, t.shape.table.Topic, row, &env)
+func (e *snapEncoder) encode(t *snapTable, snap any) (source.Record, error) {
+	e.src[schema.SrcSnapshot] = snap
+	env := schema.Envelope{Op: schema.OpRead, After: e.row, Source: e.src, TsUs: e.tsUs}
+	rec, err := e.slab.encode(t.codec, t.shape.table.Topic, e.row, &env)
 	if err != nil {
-		return rec, fmt.Errorf("table %s: encode snapshot row: %w", t.ct.ID, err)
+		return rec, fmt.Errorf("postgres: snapshot of table %s: encode snapshot row: %w", t.ct.ID, err)
 	}
 	return rec, nil
 }
@@ -653,59 +779,6 @@ func (s *recordSlab) encode(codec *schema.Codec, topic string, keyRow []any, env
 		s.free = s.free[n:n:cap(s.free)]
 		return rec, nil
 	}
-}
-
-func (w *snapWorker) add(rec source.Record) error {
-	w.batch = append(w.batch, rec)
-	w.bytes += len(rec.Key) + len(rec.Value)
-	if len(w.batch) >= snapBatchRecords || w.bytes >= snapBatchBytes {
-		return w.flush(snapBatch{})
-	}
-	return nil
-}
-
-// flush hands the batch to the emitting goroutine; errors here surface in
-// Write, which aborts the COPY.
-func (w *snapWorker) flush(b snapBatch) error {
-	b.recs = w.batch
-	w.t.rows.Add(int64(len(w.batch)))
-	if b.lastTrue != nil {
-		w.t.rows.Add(1)
-	}
-	w.batch = make([]source.Record, 0, snapBatchRecords)
-	w.bytes = 0
-	select {
-	case w.out <- b:
-		return nil
-	case <-w.ctx.Done():
-		return errSnapshotStopped
-	}
-}
-
-var errSnapshotStopped = errors.New("snapshot stopped")
-
-func (w *snapWorker) finishTable(ctx context.Context) error {
-	b := snapBatch{tableDone: w.t}
-	if w.hasPrev {
-		prev := w.rows[1-w.cur]
-		rt, err := w.encode(prev, w.snapTrue)
-		if err != nil {
-			return err
-		}
-		rl, err := w.encode(prev, w.snapLast)
-		if err != nil {
-			return err
-		}
-		b.lastTrue, b.lastLast = &rt, &rl
-	}
-	w.t.done.Store(true)
-	if err := w.flush(b); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return err
-	}
-	return nil
 }
 
 // encodeRecord encodes key and envelope into the reusable buf, then copies

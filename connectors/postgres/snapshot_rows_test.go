@@ -1,18 +1,29 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tributary-cdc/tributary/schema"
 )
 
-// newUnitSnapWorker builds a snapshot worker for public.t (id bigint
-// primary key, payload text) without a server; batches go to the returned
-// channel.
-func newUnitSnapWorker(tb testing.TB) (*snapWorker, *snapTable, chan snapBatch) {
+// unitSnapshot is a reader and a pool of encoders for public.t (id bigint
+// primary key, payload text) without a server.
+type unitSnapshot struct {
+	w    *snapWorker
+	t    *snapTable
+	jobs chan *snapBlock
+	out  chan snapBatch
+	wg   sync.WaitGroup
+	errs chan error
+}
+
+func newUnitSnapshot(tb testing.TB, encoders int) *unitSnapshot {
 	tb.Helper()
 	cfg := validConfig()
 	cfg.TopicPrefixValue = "tp"
@@ -26,49 +37,141 @@ func newUnitSnapWorker(tb testing.TB) (*snapWorker, *snapTable, chan snapBatch) 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	st := &snapTable{ct: &catalogTable{ID: id, PK: []string{"id"}, Columns: []catalogColumn{{Name: "id", TypeName: "bigint"}, {Name: "payload", TypeName: "text"}}},
-		shape: sh, codec: codec, pk: []int{0}}
-	out := make(chan snapBatch, 4)
-	w := &snapWorker{c: c, out: out, lsn: 100, txid: 7, chunk: 20000, src: c.sourceValues(), snapTrue: "true", snapLast: "last"}
-	return w, st, out
+	u := &unitSnapshot{
+		t: &snapTable{ct: &catalogTable{ID: id, PK: []string{"id"}, Columns: []catalogColumn{{Name: "id", TypeName: "bigint"}, {Name: "payload", TypeName: "text"}}},
+			shape: sh, codec: codec, pk: []int{0}},
+		jobs: make(chan *snapBlock, encoders),
+		out:  make(chan snapBatch, 2*encoders),
+		errs: make(chan error, encoders),
+	}
+	u.w = &snapWorker{jobs: u.jobs, chunk: 20000, ctx: context.Background(), t: u.t}
+	for range encoders {
+		e := c.newSnapEncoder(u.out, 100, 7)
+		u.wg.Add(1)
+		go func() {
+			defer u.wg.Done()
+			if err := e.run(context.Background(), u.jobs); err != nil {
+				u.errs <- err
+			}
+		}()
+	}
+	go func() { u.wg.Wait(); close(u.out); close(u.errs) }()
+	return u
 }
 
-// BenchmarkSnapshotRows measures the worker's cost per COPY row (split,
-// decode, encode, batch) for ~200-byte rows, without a server.
+// finish marks the table's last block and closes the pipeline.
+func (u *unitSnapshot) finish(tb testing.TB) {
+	if u.w.blk != nil {
+		u.w.blk.final = true
+		if err := u.w.dispatch(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	close(u.jobs)
+}
+
+func benchLine(i int, payload string) []byte {
+	return []byte(strconv.Itoa(i) + "\t" + payload + "\n")
+}
+
+// TestSnapshotEncodersParallel feeds COPY rows through one reader and three
+// encoders: every row comes out exactly once, with its own key, and the
+// table's final row is held back as "true" and "last" records.
+func TestSnapshotEncodersParallel(t *testing.T) {
+	const n = 5000
+	u := newUnitSnapshot(t, 3)
+	go func() {
+		for i := 1; i <= n; i++ {
+			// Escapes and a NULL-free text with a tab inside, split across writes.
+			line := benchLine(i, `pay\tload `+strconv.Itoa(i))
+			h := len(line) / 2
+			if _, err := u.w.Write(line[:h]); err != nil {
+				t.Error(err)
+			}
+			if _, err := u.w.Write(line[h:]); err != nil {
+				t.Error(err)
+			}
+		}
+		u.finish(t)
+	}()
+	seen := make([]int, n+1)
+	var final *snapBatch
+	key := func(k []byte) int {
+		v, _ := binary.Varint(k[5:]) // Avro long is zigzag, as binary.Varint
+		return int(v)
+	}
+	for b := range u.out {
+		for _, r := range b.recs {
+			id := key(r.Key)
+			if id < 1 || id > n {
+				t.Fatalf("record with key %d", id)
+			}
+			seen[id]++
+			if !bytes.Contains(r.Value, []byte("pay\tload "+strconv.Itoa(id))) || !bytes.Contains(r.Value, []byte("\x08true")) {
+				t.Fatalf("record %d: value lacks its payload or snapshot=true", id)
+			}
+		}
+		if b.tableDone != nil {
+			if final != nil {
+				t.Fatal("two final batches")
+			}
+			bb := b
+			final = &bb
+		}
+	}
+	for err := range u.errs {
+		t.Fatal(err)
+	}
+	if final == nil || final.lastTrue == nil || final.lastLast == nil {
+		t.Fatal("no final batch with the held-back last row")
+	}
+	if key(final.lastTrue.Key) != n || key(final.lastLast.Key) != n || !bytes.Contains(final.lastLast.Value, []byte("\x08last")) {
+		t.Fatalf("final row: keys %d/%d, want %d with snapshot=last", key(final.lastTrue.Key), key(final.lastLast.Key), n)
+	}
+	for id := 1; id < n; id++ {
+		if seen[id] != 1 {
+			t.Fatalf("key %d emitted %d times", id, seen[id])
+		}
+	}
+	if seen[n] != 0 {
+		t.Fatalf("final row also emitted in a plain batch")
+	}
+	if got := u.t.rows.Load(); got != n {
+		t.Fatalf("rows progress %d, want %d", got, n)
+	}
+}
+
+// BenchmarkSnapshotRows measures the reader plus encoders' cost per COPY
+// row (split, decode, encode, batch) for ~200-byte rows, without a server.
 func BenchmarkSnapshotRows(b *testing.B) {
-	w, st, out := newUnitSnapWorker(b)
+	u := newUnitSnapshot(b, 2)
 	done := make(chan int)
 	go func() {
 		n := 0
-		for bt := range out {
+		for bt := range u.out {
 			n += len(bt.recs)
+			if bt.lastTrue != nil {
+				n++
+			}
 		}
 		done <- n
 	}()
 	payload := strings.Repeat("0123456789abcdef", 13)[:200]
 	lines := make([][]byte, 1000)
 	for i := range lines {
-		lines[i] = []byte(strconv.Itoa(i+1) + "\t" + payload + "\n")
+		lines[i] = benchLine(i+1, payload)
 	}
-	ctx := context.Background()
-	w.t, w.ctx = st, ctx
-	w.rows[0], w.rows[1] = make([]any, 2), make([]any, 2)
-	w.src[schema.PGSrcSchema], w.src[schema.PGSrcTable] = "public", "t"
-	w.src[schema.PGSrcTxID], w.src[schema.PGSrcLSN] = int64(7), int64(100)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := w.Write(lines[i%len(lines)]); err != nil {
+		if _, err := u.w.Write(lines[i%len(lines)]); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := w.flush(snapBatch{}); err != nil {
-		b.Fatal(err)
-	}
-	close(out)
+	u.finish(b)
 	n := <-done
 	b.StopTimer()
-	if n != b.N-1 { // the last row is held back for "last"
-		b.Fatalf("got %d records, want %d", n, b.N-1)
+	if n != b.N {
+		b.Fatalf("got %d records, want %d", n, b.N)
 	}
 }
