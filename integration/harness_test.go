@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -53,14 +54,21 @@ func uniq(prefix string) string {
 	return prefix + "_" + hex.EncodeToString(b[:])
 }
 
+// freePort picks a free loopback port below the kernel's ephemeral range
+// (32768+): a restarted worker binds its port again, and a port in the
+// ephemeral range may meanwhile be the local end of some outgoing connection.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 20000 + mrand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			ln.Close()
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port found in 20000-32000")
+	return 0
 }
 
 // pgDB creates a fresh database and returns a URL to it; it is dropped
