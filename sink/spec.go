@@ -41,7 +41,7 @@ type Spec struct {
 	MaxPollRecords int `yaml:"max_poll_records" default:"5000" desc:"Most records taken from the Kafka client per poll."`
 	// FetchMaxBytes caps what the Kafka client buffers per fetch; together
 	// with BatchSize it bounds the sink's memory.
-	FetchMaxBytes int32 `yaml:"fetch_max_bytes" default:"16777216" desc:"Bytes the Kafka client fetches and buffers at most per fetch request; with batch_size it bounds the sink's memory."`
+	FetchMaxBytes int32 `yaml:"fetch_max_bytes" default:"4194304" desc:"Bytes the Kafka client fetches and buffers at most per fetch request; with batch_size it bounds the sink's memory."`
 	// InsertMode is "upsert" (default): c, r and u replace the row by key;
 	// or "insert": they are plain INSERTs and a duplicate key is a rejected
 	// record.
@@ -73,7 +73,7 @@ type Spec struct {
 const (
 	DefaultBatchSize            = 5000
 	DefaultFlushInterval        = 50 * time.Millisecond
-	DefaultFetchMaxBytes        = 16 << 20
+	DefaultFetchMaxBytes        = 4 << 20
 	DefaultTopicRefreshInterval = 10 * time.Second
 	DefaultShutdownTimeout      = 30 * time.Second
 )

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -50,6 +52,12 @@ func (s *Services) NewClient(extra ...kgo.Opt) (*kgo.Client, error) {
 // StartServices starts the embedded broker and registry when the config
 // asks for them, or connects to the configured cluster and registry.
 func StartServices(ctx context.Context, p *config.Pipeline, log *slog.Logger) (*Services, error) {
+	// Memory is bounded by configuration (invariant 6): buffers are capped by
+	// max_in_flight_bytes and fetch sizes, and the soft heap limit keeps the
+	// garbage collector from letting the heap grow to twice the live data.
+	if lim := p.Worker.MemoryLimit.Int64(); lim > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(lim)
+	}
 	s := &Services{}
 	ok := false
 	defer func() {
