@@ -8,7 +8,12 @@ import (
 	"strings"
 )
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var (
+	envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// connectorPlaceholder matches ${topic}-style references that connectors
+	// expand themselves, such as ${source.schema}: dotted names only.
+	connectorPlaceholder = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+)+$`)
+)
 
 // interpolate expands references in one YAML scalar value:
 //
@@ -17,6 +22,8 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 //	${file:PATH}      the content of PATH (relative to the config file's
 //	                  folder), trailing newlines trimmed: for secrets
 //	$${               a literal "${"
+//	${source.table}   left as is: dotted names are connector placeholders
+//	                  (table_name_format), never environment variables
 //
 // Any other "$" is kept as is, so regular expressions such as "^a$" need no
 // escaping. It works on parsed scalars, not on the raw text, so a value can
@@ -45,6 +52,13 @@ func interpolate(s, baseDir string) (string, error) {
 			return "", fmt.Errorf("unterminated %q: missing '}' (write $${ for a literal ${)", s[i:])
 		}
 		ref := s[i+2 : i+2+end]
+		if connectorPlaceholder.MatchString(ref) {
+			// ${source.table} and the like belong to the connector (e.g.
+			// table_name_format); no environment variable has a dot.
+			b.WriteString(s[i : i+2+end+1])
+			s = s[i+2+end+1:]
+			continue
+		}
 		v, err := resolveRef(ref, baseDir)
 		if err != nil {
 			return "", err
