@@ -765,16 +765,3 @@ func TestDecodeSplitBetweenStructs(t *testing.T) {
 		t.Errorf("%d errors, want 3: %v", n, err)
 	}
 }
-
-func TestConnectorPlaceholdersAreKept(t *testing.T) {
-	got, err := interpolate("copy_${source.schema}_${source.table}", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != "copy_${source.schema}_${source.table}" {
-		t.Fatalf("got %q", got)
-	}
-	if _, err := interpolate("${NOT_SET_ANYWHERE_X}", ""); err == nil {
-		t.Fatal("a missing environment variable must still be an error")
-	}
-}
