@@ -175,3 +175,22 @@ func BenchmarkSnapshotRows(b *testing.B) {
 		b.Fatalf("got %d records, want %d", n, b.N)
 	}
 }
+
+// TestSnapshotEncoderErrorNamesTable: a row the encoders cannot decode
+// stops the encoder with an error naming the table and the problem.
+func TestSnapshotEncoderErrorNamesTable(t *testing.T) {
+	u := newUnitSnapshot(t, 2)
+	if _, err := u.w.Write([]byte("1\tok\n2\ttoo\tmany\n")); err != nil {
+		t.Fatal(err)
+	}
+	u.finish(t)
+	for range u.out {
+	}
+	var got []error
+	for err := range u.errs {
+		got = append(got, err)
+	}
+	if len(got) != 1 || !strings.Contains(got[0].Error(), "public") || !strings.Contains(got[0].Error(), "COPY row has 3 fields, want 2") {
+		t.Fatalf("errors %v, want one naming the table and the field count", got)
+	}
+}
