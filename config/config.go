@@ -113,7 +113,7 @@ type Worker struct {
 	LogLevel         string        `yaml:"log_level" default:"info" enum:"debug,info,warn,error" desc:"Log level."`
 	LogFormat        string        `yaml:"log_format" default:"text" enum:"text,json" desc:"Log format on stderr."`
 	FlushInterval    time.Duration `yaml:"flush_interval" default:"10ms" desc:"Longest time an event waits in a batch before it is sent."`
-	MemoryLimit      ByteSize      `yaml:"memory_limit" default:"128MiB" desc:"Soft limit of the Go heap (GOMEMLIMIT): the garbage collector works harder near it instead of letting the heap double. 0 turns it off; the GOMEMLIMIT environment variable takes precedence."`
+	MemoryLimit      ByteSize      `yaml:"memory_limit" default:"100MiB" desc:"Soft limit of the Go heap (GOMEMLIMIT): the garbage collector works harder near it instead of letting the heap double. 0 turns it off; the GOMEMLIMIT environment variable takes precedence."`
 }
 
 // Connector is one entry of sources or sinks. Only name and type are decoded
