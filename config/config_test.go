@@ -132,7 +132,7 @@ func TestDefaults(t *testing.T) {
 	}
 	w := p.Worker
 	if w.Name != "tributary" || w.Group != "" || w.HTTP != "127.0.0.1:8083" || w.MaxInFlightBytes != 64<<20 ||
-		w.LogLevel != "info" || w.LogFormat != "text" || w.FlushInterval != 10*time.Millisecond {
+		w.LogLevel != "info" || w.LogFormat != "text" || w.FlushInterval != 5*time.Millisecond {
 		t.Errorf("worker defaults: %+v", w)
 	}
 	if w.SlogLevel() != slog.LevelInfo {
