@@ -36,18 +36,21 @@ func (b *bench) streaming(ctx context.Context, embedded, kafka bool) error {
 			return fmt.Errorf("%s: %w", q, err)
 		}
 	}
+	// slotB is drained by pg_recvlogical before tributary runs and slotC
+	// after it; the faster of the two is the baseline, so the order (cold
+	// or warm WAL, background writes of the load) never favours tributary.
 	type mode struct {
-		name, slotA, slotB string
+		name, slotA, slotB, slotC string
 	}
 	var modes []mode
 	if embedded {
-		modes = append(modes, mode{"embedded", "bench_e_a_" + b.runID, "bench_e_b_" + b.runID})
+		modes = append(modes, mode{"embedded", "bench_e_a_" + b.runID, "bench_e_b_" + b.runID, "bench_e_c_" + b.runID})
 	}
 	if kafka {
-		modes = append(modes, mode{"kafka", "bench_k_a_" + b.runID, "bench_k_b_" + b.runID})
+		modes = append(modes, mode{"kafka", "bench_k_a_" + b.runID, "bench_k_b_" + b.runID, "bench_k_c_" + b.runID})
 	}
 	for _, m := range modes {
-		for _, s := range []string{m.slotA, m.slotB} {
+		for _, s := range []string{m.slotA, m.slotB, m.slotC} {
 			if _, err := c.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", s); err != nil {
 				return fmt.Errorf("create slot %s: %w", s, err)
 			}
@@ -85,7 +88,18 @@ func (b *bench) streaming(ctx context.Context, embedded, kafka bool) error {
 			return fmt.Errorf("%s: %w", m.name, err)
 		}
 		b.logf("streaming %s: tributary %.0f events/s (%s from first event, %s from process start), peak RSS %s", m.name, rate, el.Round(time.Millisecond), whole.Round(time.Millisecond), mb(rss))
-		b.notes = append(b.notes, fmt.Sprintf("streaming %s: pg_recvlogical %s for %d inserts incl. connect; tributary %s from first event to %d events (%s from process start, %.0f ev/s on that basis, %.2f×)",
+		t2 := time.Now()
+		cmd2 := exec.CommandContext(ctx, filepath.Join(b.pgBin, "pg_recvlogical"), "-d", u, "--slot", m.slotC, "--start",
+			"-o", "proto_version=1", "-o", "publication_names="+pub, "--endpos", end, "--no-loop", "-f", "/dev/null")
+		if out, err := cmd2.CombinedOutput(); err != nil {
+			return fmt.Errorf("pg_recvlogical slot %s: %w: %s", m.slotC, err, out)
+		}
+		recvEl2 := time.Since(t2)
+		b.logf("streaming %s: pg_recvlogical again after tributary: %s (%.0f events/s)", m.name, recvEl2.Round(time.Millisecond), float64(n)/recvEl2.Seconds())
+		if recvEl2 < recvEl {
+			recvEl, recvRate = recvEl2, float64(n)/recvEl2.Seconds()
+		}
+		b.notes = append(b.notes, fmt.Sprintf("streaming %s: pg_recvlogical %s for %d inserts incl. connect (faster of a run before and a run after tributary); tributary %s from first event to %d events (%s from process start, %.0f ev/s on that basis, %.2f×)",
 			m.name, recvEl.Round(time.Millisecond), n, el.Round(time.Millisecond), n, whole.Round(time.Millisecond), float64(n)/whole.Seconds(), float64(n)/whole.Seconds()/recvRate))
 		target := 0.8
 		if m.name == "kafka" {
@@ -97,7 +111,7 @@ func (b *bench) streaming(ctx context.Context, embedded, kafka bool) error {
 			ratio: fmt.Sprintf("%.2f×", ratio), target: fmt.Sprintf("≥ %.1f×", target), verdict: verdict(ratio >= target)})
 		rssRow(b, "streaming", m.name, rss)
 		// Release the slots' WAL early.
-		for _, s := range []string{m.slotA, m.slotB} {
+		for _, s := range []string{m.slotA, m.slotB, m.slotC} {
 			_, _ = c.Exec(ctx, "SELECT pg_drop_replication_slot($1)", s)
 		}
 	}
