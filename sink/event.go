@@ -53,6 +53,8 @@ type binding struct {
 	key    *keyInfo       // nil for a keyless table
 	keyCol []*ColumnSpec  // table columns of key fields
 	byName map[string]int // field name -> index in fields
+	envIdx []int          // index in the envelope's fields of each kept field
+	keyPos []int          // index in fields of each key column
 }
 
 type bindingKey struct {
@@ -74,6 +76,7 @@ type decoder struct {
 	keys      map[int]*keyInfo
 	tables    map[string]*tableState
 	bindings  map[bindingKey]*binding
+	names     map[tableNameKey]tableNameVal
 }
 
 // fieldFilter holds "column" and "topic:column" entries.
@@ -198,7 +201,7 @@ func (d *decoder) decode(ctx context.Context, rec *Record) (*tableState, *Change
 	if err != nil {
 		return nil, nil, err
 	}
-	var keyVals map[string]any
+	var keyRaw []any
 	var key *keyInfo
 	keyID := -1
 	if rec.Key != nil {
@@ -209,30 +212,24 @@ func (d *decoder) decode(ctx context.Context, rec *Record) (*tableState, *Change
 		if key, err = d.keySchema(ctx, rec.Topic, keyID); err != nil {
 			return nil, nil, err
 		}
-		_, kv, err := d.dec.Decode(ctx, rec.Key)
-		if err != nil {
+		if keyRaw, err = decodeKey(key.decl, rec.Key[5:]); err != nil {
 			return nil, nil, recErr("KEY_CONVERTER", "decoding key with schema id %d: %w", keyID, err)
 		}
-		keyVals, _ = unwrapUnion(kv).(map[string]any)
-		if keyVals == nil {
-			return nil, nil, recErr("KEY_CONVERTER", "key decoded to %T, not a record", kv)
+		rec.keyInfo, rec.keyRaw = key, keyRaw
+	}
+	var ev fastEvent
+	if env.fast != nil {
+		if ev, err = env.fast.decode(rec.Value[5:]); err != nil {
+			return nil, nil, recErr("VALUE_CONVERTER", "decoding value with schema id %d: %w", valueID, err)
 		}
-		rec.KeyText = keyText(keyVals)
+	} else if ev, err = d.decodeGeneric(ctx, env, rec.Value, valueID); err != nil {
+		return nil, nil, err
 	}
-	_, v, err := d.dec.Decode(ctx, rec.Value)
-	if err != nil {
-		return nil, nil, recErr("VALUE_CONVERTER", "decoding value with schema id %d: %w", valueID, err)
-	}
-	m, ok := unwrapUnion(v).(map[string]any)
-	if !ok {
-		return nil, nil, recErr("VALUE_CONVERTER", "value decoded to %T, not an envelope record", v)
-	}
-	op, _ := unwrapUnion(m["op"]).(string)
-	src, _ := unwrapUnion(m["source"]).(map[string]any)
-	name, err := d.tableName(rec.Topic, src)
+	name, err := d.tableNameOf(rec.Topic, ev.db, ev.schema, ev.table)
 	if err != nil {
 		return nil, nil, recErr("VALUE_CONVERTER", "%w", err)
 	}
+	op := ev.op
 	if op == "t" {
 		// Truncates carry a null key even for keyed tables, and may be the
 		// first event of a table in this run: no binding needed.
@@ -245,11 +242,10 @@ func (d *decoder) decode(ctx context.Context, rec *Record) (*tableState, *Change
 	t := b.table
 	switch op {
 	case "c", "r", "u":
-		after, _ := unwrapUnion(m["after"]).(map[string]any)
-		if after == nil {
+		if ev.row == nil {
 			return nil, nil, recErr("VALUE_CONVERTER", "op %q event has no after row", op)
 		}
-		ch, err := d.rowChange(b, after)
+		ch, err := d.rowChange(b, ev.row)
 		if err != nil {
 			return nil, nil, recErr("VALUE_CONVERTER", "%w", err)
 		}
@@ -261,11 +257,7 @@ func (d *decoder) decode(ctx context.Context, rec *Record) (*tableState, *Change
 		}
 		kv := make([]any, len(b.keyCol))
 		for i, f := range b.key.fields {
-			raw, present := keyVals[f.name]
-			if !present {
-				return nil, nil, recErr("KEY_CONVERTER", "key has no field %s", f.name)
-			}
-			nv, err := nativeValue(raw, &b.keyCol[i].Type)
+			nv, err := nativeValue(keyRaw[i], &b.keyCol[i].Type)
 			if err != nil {
 				return nil, nil, recErr("KEY_CONVERTER", "key column %s: %w", f.name, err)
 			}
@@ -279,28 +271,66 @@ func (d *decoder) decode(ctx context.Context, rec *Record) (*tableState, *Change
 	}
 }
 
-func (d *decoder) rowChange(b *binding, after map[string]any) (*Change, error) {
+// decodeGeneric decodes an envelope the fast plan does not cover through
+// the Decoder.
+func (d *decoder) decodeGeneric(ctx context.Context, env *envelopeInfo, value []byte, valueID int) (fastEvent, error) {
+	_, v, err := d.dec.Decode(ctx, value)
+	if err != nil {
+		return fastEvent{}, recErr("VALUE_CONVERTER", "decoding value with schema id %d: %w", valueID, err)
+	}
+	m, ok := unwrapUnion(v).(map[string]any)
+	if !ok {
+		return fastEvent{}, recErr("VALUE_CONVERTER", "value decoded to %T, not an envelope record", v)
+	}
+	var ev fastEvent
+	ev.op, _ = unwrapUnion(m["op"]).(string)
+	src, _ := unwrapUnion(m["source"]).(map[string]any)
+	str := func(k string) string {
+		s, _ := unwrapUnion(src[k]).(string)
+		return s
+	}
+	ev.db, ev.schema, ev.table = str("db"), str("schema"), str("table")
+	if after, _ := unwrapUnion(m["after"]).(map[string]any); after != nil {
+		ev.row = make([]any, len(env.fields))
+		for j := range env.fields {
+			f := &env.fields[j]
+			ev.row[j] = finish(after[f.name], &f.typ)
+		}
+	}
+	return ev, nil
+}
+
+// rowChange builds the upsert or insert of one after row, whose values are
+// in envelope field order (native values or unavail/convErr markers).
+func (d *decoder) rowChange(b *binding, vals []any) (*Change, error) {
 	row := make([]any, 0, len(b.fields))
 	var cols []*ColumnSpec // set only when a column is unavailable
 	for i := range b.fields {
 		f := &b.fields[i]
-		raw := after[f.name]
-		if !b.cols[i].Key && isUnavailable(raw) {
-			// Debezium sent its placeholder for a value the source did not
-			// log (an unchanged TOASTed column): leave the column as it is.
-			if cols == nil {
-				cols = append([]*ColumnSpec(nil), b.cols[:i]...)
+		v := vals[b.envIdx[i]]
+		if u, ok := v.(unavail); ok {
+			if !b.cols[i].Key {
+				// Debezium sent its placeholder for a value the source did
+				// not log (an unchanged TOASTed column): leave the column as
+				// it is.
+				if cols == nil {
+					cols = append([]*ColumnSpec(nil), b.cols[:i]...)
+				}
+				continue
 			}
-			continue
+			nv, err := nativeValue(u.raw, &f.typ)
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %w", f.name, err)
+			}
+			v = nv
 		}
-		nv, err := nativeValue(raw, &f.typ)
-		if err != nil {
-			return nil, fmt.Errorf("column %s: %w", f.name, err)
+		if ce, ok := v.(convErr); ok {
+			return nil, fmt.Errorf("column %s: %w", f.name, ce.err)
 		}
-		if nv == nil && b.cols[i].Key {
+		if v == nil && b.cols[i].Key {
 			return nil, fmt.Errorf("key column %s is null", f.name)
 		}
-		row = append(row, nv)
+		row = append(row, v)
 		if cols != nil {
 			cols = append(cols, b.cols[i])
 		}
@@ -314,8 +344,14 @@ func (d *decoder) rowChange(b *binding, after map[string]any) (*Change, error) {
 	}
 	if b.table.keyed {
 		ch.Key = make([]any, len(b.keyCol))
-		for i, kc := range b.keyCol {
-			ch.Key[i] = rowValue(ch, kc)
+		if cols == nil {
+			for i, p := range b.keyPos {
+				ch.Key[i] = row[p]
+			}
+		} else {
+			for i, kc := range b.keyCol {
+				ch.Key[i] = rowValue(ch, kc)
+			}
 		}
 	}
 	return ch, nil
@@ -330,14 +366,39 @@ func rowValue(ch *Change, c *ColumnSpec) any {
 	return nil
 }
 
-// tableName applies table_name_format to one event.
+type tableNameKey struct{ topic, db, schema, table string }
+
+type tableNameVal struct {
+	name string
+	err  error
+}
+
+// tableName applies table_name_format to one event's source block.
 func (d *decoder) tableName(topic string, src map[string]any) (string, error) {
 	str := func(k string) string {
 		s, _ := unwrapUnion(src[k]).(string)
 		return s
 	}
+	return d.tableNameOf(topic, str("db"), str("schema"), str("table"))
+}
+
+// tableNameOf applies table_name_format; results are cached, since every
+// event of a table asks the same question.
+func (d *decoder) tableNameOf(topic, db, sch, tbl string) (string, error) {
+	k := tableNameKey{topic, db, sch, tbl}
+	if v, ok := d.names[k]; ok {
+		return v.name, v.err
+	}
+	name, err := d.formatName(topic, db, sch, tbl)
+	if d.names == nil || len(d.names) >= 4096 {
+		d.names = map[tableNameKey]tableNameVal{}
+	}
+	d.names[k] = tableNameVal{name, err}
+	return name, err
+}
+
+func (d *decoder) formatName(topic, db, sch, tbl string) (string, error) {
 	parts := strings.Split(topic, ".")
-	db, sch, tbl := str("db"), str("schema"), str("table")
 	if sch == "" {
 		sch = db // MySQL events: the database is the namespace
 	}
@@ -419,7 +480,7 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 		}
 	}
 	seen := map[*ColumnSpec]bool{}
-	for _, f := range env.fields {
+	for j, f := range env.fields {
 		isKey := keyNames[f.name]
 		if !isKey {
 			if !d.include.empty() && !d.include.has(topic, f.name) {
@@ -452,6 +513,7 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 		}
 		seen[c] = true
 		b.byName[f.name] = len(b.fields)
+		b.envIdx = append(b.envIdx, j)
 		b.fields = append(b.fields, f)
 		b.cols = append(b.cols, c)
 	}
@@ -473,6 +535,7 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 	if key != nil {
 		for _, kf := range key.fields {
 			b.keyCol = append(b.keyCol, b.cols[b.byName[kf.name]])
+			b.keyPos = append(b.keyPos, b.byName[kf.name])
 		}
 	}
 	b.full = t.intern(b.cols)

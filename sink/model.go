@@ -256,8 +256,26 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 	Headers   []Header
-	// KeyText is the decoded key as JSON, for error messages.
+	// KeyText is the decoded key as JSON, for error messages. The runtime
+	// renders it only when a message needs it (see Record.keyText).
 	KeyText string
+
+	keyInfo *keyInfo
+	keyRaw  []any
+}
+
+// keyText renders the decoded key into KeyText on first use: marshalling
+// JSON for every record only for the rare error message cost more than
+// decoding the record.
+func (r *Record) keyText() string {
+	if r.KeyText == "" && r.keyInfo != nil && len(r.keyRaw) == len(r.keyInfo.fields) {
+		m := make(map[string]any, len(r.keyRaw))
+		for i, f := range r.keyInfo.fields {
+			m[f.name] = r.keyRaw[i]
+		}
+		r.KeyText = keyText(m)
+	}
+	return r.KeyText
 }
 
 // Header is a Kafka record header.
@@ -267,7 +285,7 @@ type Header struct {
 }
 
 func (r *Record) where() string {
-	k := r.KeyText
+	k := r.keyText()
 	if k == "" {
 		k = "null"
 	}

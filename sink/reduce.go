@@ -20,25 +20,43 @@ import (
 //     change moving back) becomes an upsert, since the delete is dropped.
 func reduce(t *tableState, changes []Change) []Change {
 	out := make([]Change, 0, len(changes))
-	idx := make(map[string]int, len(changes))
+	// Single integer keys, the common case, skip building a string key.
+	var idx map[string]int
+	var idxInt map[int64]int
 	var kb strings.Builder
 	for _, c := range changes {
 		switch {
 		case c.Op == OpTruncate:
 			out = append(out[:0], c)
 			clear(idx)
+			clear(idxInt)
 			continue
 		case c.Key == nil:
 			// A keyless table only gets inserts: nothing to merge.
 			out = append(out, c)
 			continue
 		}
-		kb.Reset()
-		writeKey(&kb, c.Key)
-		k := kb.String()
-		i, seen := idx[k]
+		var i int
+		var seen bool
+		if n, ok := c.Key[0].(int64); ok && len(c.Key) == 1 {
+			if idxInt == nil {
+				idxInt = make(map[int64]int, len(changes))
+			}
+			if i, seen = idxInt[n]; !seen {
+				idxInt[n] = len(out)
+			}
+		} else {
+			if idx == nil {
+				idx = make(map[string]int, len(changes))
+			}
+			kb.Reset()
+			writeKey(&kb, c.Key)
+			k := kb.String()
+			if i, seen = idx[k]; !seen {
+				idx[k] = len(out)
+			}
+		}
 		if !seen {
-			idx[k] = len(out)
 			out = append(out, c)
 			continue
 		}

@@ -392,10 +392,18 @@ func (r *runner) poll(ctx context.Context, wait time.Duration) error {
 		if addErr != nil || len(p.Records) == 0 {
 			return
 		}
+		n := 0
 		for _, kr := range p.Records {
 			if addErr = r.add(ctx, kr); addErr != nil {
-				return
+				break
 			}
+			n++
+		}
+		// Counted per partition, not per record: a labelled counter lookup
+		// per record showed in profiles.
+		r.m.Records.WithLabelValues(r.spec.Name, p.Topic).Add(float64(n))
+		if addErr != nil {
+			return
 		}
 		last := p.Records[len(p.Records)-1].Offset + 1
 		r.m.Lag.WithLabelValues(r.spec.Name, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last, 0)))
@@ -414,7 +422,6 @@ func (r *runner) add(ctx context.Context, kr *kgo.Record) error {
 	}
 	r.b.records++
 	r.b.next[TopicPartition{kr.Topic, kr.Partition}] = kr.Offset + 1
-	r.m.Records.WithLabelValues(r.spec.Name, kr.Topic).Inc()
 	t, ch, err := r.dec.decode(ctx, rec)
 	if err != nil {
 		var re *recordErr
@@ -436,11 +443,12 @@ func (r *runner) add(ctx context.Context, kr *kgo.Record) error {
 // reject handles a record that cannot be applied: the error that stops the
 // sink, or a dead letter.
 func (r *runner) reject(rec *Record, stage string, cause error) error {
+	rec.keyText()
 	if r.spec.ErrorsTolerance != "all" {
 		return &RecordError{Sink: r.spec.Name, Record: rec, Stage: stage, Err: cause}
 	}
 	r.log.Warn("record sent to the dead-letter topic", "dlq", r.spec.DLQTopic, "topic", rec.Topic,
-		"partition", rec.Partition, "offset", rec.Offset, "key", rec.KeyText, "stage", stage, "err", cause)
+		"partition", rec.Partition, "offset", rec.Offset, "key", rec.keyText(), "stage", stage, "err", cause)
 	r.b.dlq = append(r.b.dlq, r.deadLetter(rec, stage, cause))
 	r.m.DeadLetters.WithLabelValues(r.spec.Name, rec.Topic).Inc()
 	return nil

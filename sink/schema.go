@@ -53,6 +53,9 @@ type envelopeInfo struct {
 	name    string // the Envelope record's full name
 	dialect Dialect
 	fields  []fieldInfo
+	// fast decodes this envelope without a generic decoder; nil when its
+	// shape is not covered.
+	fast *fastEnvelope
 	// sourceFields lists the names in the source block, to resolve
 	// table_name_format placeholders.
 	hasSchemaField bool
@@ -61,6 +64,8 @@ type envelopeInfo struct {
 // keyInfo is one key schema version.
 type keyInfo struct {
 	fields []fieldInfo
+	// decl are the declared (maybe union) field schemas, for decodeKey.
+	decl []avro.Schema
 }
 
 // parseEnvelope checks that s is a Debezium change-event envelope and
@@ -114,6 +119,7 @@ func parseEnvelope(s avro.Schema) (*envelopeInfo, error) {
 		return nil, fmt.Errorf("value schema %s: %w", rec.FullName(), err)
 	}
 	info.fields = fields
+	info.fast = compileEnvelope(s, fields)
 	return info, nil
 }
 
@@ -128,7 +134,11 @@ func parseKey(s avro.Schema) (*keyInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key schema %s: %w", rec.FullName(), err)
 	}
-	return &keyInfo{fields: fields}, nil
+	decl := make([]avro.Schema, len(rec.Fields()))
+	for i, f := range rec.Fields() {
+		decl[i] = f.Type()
+	}
+	return &keyInfo{fields: fields, decl: decl}, nil
 }
 
 func parseFields(rec *avro.RecordSchema, d Dialect) ([]fieldInfo, error) {

@@ -314,12 +314,15 @@ func decimalText(v any, scale int) (string, error) {
 }
 
 func unscaledText(b []byte, scale int) string {
-	n := new(big.Int).SetBytes(b)
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		// Two's complement: subtract 2^(8*len).
-		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+	s, ok := smallUnscaled(b)
+	if !ok {
+		n := new(big.Int).SetBytes(b)
+		if b[0]&0x80 != 0 {
+			// Two's complement: subtract 2^(8*len).
+			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+		}
+		s = n.String()
 	}
-	s := n.String()
 	if scale <= 0 {
 		if scale < 0 {
 			s += strings.Repeat("0", -scale)
