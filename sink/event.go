@@ -77,6 +77,9 @@ type decoder struct {
 	tables    map[string]*tableState
 	bindings  map[bindingKey]*binding
 	names     map[tableNameKey]tableNameVal
+	// quiesce, when set, waits until no batch is being applied: bind must
+	// not change table specs while a target reads them.
+	quiesce func()
 }
 
 // fieldFilter holds "column" and "topic:column" entries.
@@ -457,6 +460,9 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 	bk := bindingKey{valueID: valueID, keyID: keyID, table: name}
 	if b, ok := d.bindings[bk]; ok {
 		return b, nil
+	}
+	if d.quiesce != nil {
+		d.quiesce()
 	}
 	t := d.table(name)
 	if !t.keyKnown {

@@ -85,7 +85,16 @@ func Run(ctx context.Context, spec Spec, target Target, deps Deps) error {
 		tables:    map[string]*tableState{},
 		bindings:  map[bindingKey]*binding{},
 	}
+	r.dec.quiesce = func() {
+		if r.inflight != nil {
+			<-r.inflight.done
+		}
+	}
 	r.resetBatch()
+	// The apply of a batch runs under its own context: one still applying
+	// when ctx ends gets ShutdownTimeout to commit (see shutdown).
+	r.jobCtx, r.jobCancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer r.jobCancel()
 	defer target.Close()
 	err := r.run(ctx)
 	if err != nil {
@@ -113,6 +122,15 @@ type runner struct {
 	startedBefore bool
 
 	b batch
+
+	// One batch applies in the background while the next is consumed and
+	// decoded, so the target's work overlaps the sink's own. A batch is
+	// handed over only after the previous one committed: batches commit in
+	// log order, and a failed batch stops the sink before anything after it
+	// is applied.
+	inflight  *job
+	jobCtx    context.Context
+	jobCancel context.CancelFunc
 }
 
 // batch is what was consumed since the last commit.
@@ -123,6 +141,17 @@ type batch struct {
 	changes map[*tableState][]Change
 	order   []*tableState
 	dlq     []*kgo.Record
+	// reduced holds each table's changes after reduce, set at hand-over.
+	reduced map[*tableState][]Change
+}
+
+// job is a batch being applied in the background.
+type job struct {
+	b      *batch
+	done   chan struct{}
+	start  time.Time
+	counts map[Op]int
+	err    error
 }
 
 func (r *runner) resetBatch() {
@@ -162,6 +191,9 @@ func (r *runner) run(ctx context.Context) error {
 	r.cl = cl
 	r.adm = kadm.NewClient(cl)
 	defer cl.Close()
+	// Never leave a batch applying behind: the client and the target close
+	// when run returns.
+	defer r.drain()
 
 	if err := r.discover(ctx, true); err != nil {
 		if ctx.Err() != nil {
@@ -174,6 +206,11 @@ func (r *runner) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return r.shutdown(ctx)
 		}
+		if r.inflight != nil && r.inflight.finished() {
+			if err := r.await(); err != nil {
+				return r.stopped(ctx, err)
+			}
+		}
 		wait := time.Until(nextRefresh)
 		if r.b.records > 0 {
 			wait = min(wait, time.Until(r.b.first.Add(r.spec.FlushInterval)))
@@ -185,12 +222,8 @@ func (r *runner) run(ctx context.Context) error {
 			return err
 		}
 		if r.b.records >= r.spec.BatchSize || r.b.records > 0 && time.Since(r.b.first) >= r.spec.FlushInterval {
-			if err := r.flush(ctx); err != nil {
-				if ctx.Err() != nil && !isRecordError(err) {
-					r.log.Info("stopped while applying a batch; it was rolled back and will be applied again on restart")
-					return nil
-				}
-				return err
+			if err := r.flush(ctx, false); err != nil {
+				return r.stopped(ctx, err)
 			}
 		}
 		if !time.Now().Before(nextRefresh) {
@@ -210,14 +243,33 @@ func isRecordError(err error) bool {
 	return errors.As(err, &re)
 }
 
+// stopped is what run returns when applying a batch failed: nothing when
+// the failure came from stopping (the batch rolled back and is applied again
+// on restart), else the error.
+func (r *runner) stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil && !isRecordError(err) {
+		r.log.Info("stopped while applying a batch; it was rolled back and will be applied again on restart")
+		return nil
+	}
+	return err
+}
+
 // shutdown applies what was consumed, within ShutdownTimeout.
 func (r *runner) shutdown(ctx context.Context) error {
+	stop := time.AfterFunc(r.spec.ShutdownTimeout, r.jobCancel)
+	defer stop.Stop()
+	if err := r.await(); err != nil {
+		// What was consumed after the failed batch is not applied: it
+		// would move the offsets past the rolled-back records.
+		return r.stopped(ctx, err)
+	}
 	if r.b.records == 0 {
 		return nil
 	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.spec.ShutdownTimeout)
-	defer cancel()
-	if err := r.flush(fctx); err != nil {
+	if err := r.flush(ctx, true); err != nil {
+		if isRecordError(err) {
+			return err
+		}
 		return fmt.Errorf("sink %s: final flush on shutdown: %w", r.spec.Name, err)
 	}
 	return nil
@@ -426,7 +478,7 @@ func (r *runner) add(ctx context.Context, kr *kgo.Record) error {
 	if err != nil {
 		var re *recordErr
 		if errors.As(err, &re) {
-			return r.reject(rec, re.stage, re.err)
+			return r.reject(&r.b, rec, re.stage, re.err)
 		}
 		return fmt.Errorf("sink %s: record at %s: %w", r.spec.Name, rec.where(), err)
 	}
@@ -441,15 +493,15 @@ func (r *runner) add(ctx context.Context, kr *kgo.Record) error {
 }
 
 // reject handles a record that cannot be applied: the error that stops the
-// sink, or a dead letter.
-func (r *runner) reject(rec *Record, stage string, cause error) error {
+// sink, or a dead letter of batch b.
+func (r *runner) reject(b *batch, rec *Record, stage string, cause error) error {
 	rec.keyText()
 	if r.spec.ErrorsTolerance != "all" {
 		return &RecordError{Sink: r.spec.Name, Record: rec, Stage: stage, Err: cause}
 	}
 	r.log.Warn("record sent to the dead-letter topic", "dlq", r.spec.DLQTopic, "topic", rec.Topic,
 		"partition", rec.Partition, "offset", rec.Offset, "key", rec.keyText(), "stage", stage, "err", cause)
-	r.b.dlq = append(r.b.dlq, r.deadLetter(rec, stage, cause))
+	b.dlq = append(b.dlq, r.deadLetter(rec, stage, cause))
 	r.m.DeadLetters.WithLabelValues(r.spec.Name, rec.Topic).Inc()
 	return nil
 }
@@ -486,52 +538,114 @@ func (r *runner) deadLetter(rec *Record, stage string, cause error) *kgo.Record 
 	return &kgo.Record{Topic: r.spec.DLQTopic, Key: rec.Key, Value: rec.Value, Headers: hs}
 }
 
-// flush applies the batch and its offsets in one target transaction.
-func (r *runner) flush(ctx context.Context) error {
+// flush hands the batch over to be applied, with its offsets, in one target
+// transaction, after the previous batch committed. wait waits for the
+// commit.
+func (r *runner) flush(ctx context.Context, wait bool) error {
+	if err := r.await(); err != nil {
+		return err
+	}
 	if r.b.records == 0 {
 		return nil
 	}
-	start := time.Now()
+	// Table DDL and reduce run here, with no batch applying: the decoder
+	// changes table specs when a new schema version appears, and the
+	// target must not read them meanwhile.
 	for _, t := range r.b.order {
 		if t.ensured || len(t.spec.Columns) == 0 {
 			// No columns: only truncates of a table this run has not seen
 			// rows of; the target truncates it if it exists.
 			continue
 		}
-		if err := r.target.EnsureTable(ctx, t.spec); err != nil {
+		if err := r.target.EnsureTable(r.jobCtx, t.spec); err != nil {
 			return fmt.Errorf("sink %s: creating or evolving table %s: %w", r.spec.Name, t.spec.QualifiedName(), err)
 		}
 		t.ensured = true
 	}
-	counts, err := r.apply(ctx, false)
+	b := r.b
+	b.reduced = make(map[*tableState][]Change, len(b.order))
+	for _, t := range b.order {
+		b.reduced[t] = reduce(t, b.changes[t])
+	}
+	r.resetBatch()
+	j := &job{b: &b, done: make(chan struct{}), start: time.Now()}
+	r.inflight = j
+	go func() {
+		defer close(j.done)
+		j.counts, j.err = r.applyBatch(r.jobCtx, j.b)
+	}()
+	if wait {
+		return r.await()
+	}
+	return nil
+}
+
+func (j *job) finished() bool {
+	select {
+	case <-j.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// await waits for the batch being applied, if any, and records its commit.
+func (r *runner) await() error {
+	j := r.inflight
+	if j == nil {
+		return nil
+	}
+	<-j.done
+	r.inflight = nil
+	if j.err != nil {
+		if isRecordError(j.err) {
+			return j.err
+		}
+		return fmt.Errorf("sink %s: %w", r.spec.Name, j.err)
+	}
+	for tp, o := range j.b.next {
+		r.committed[tp] = o
+	}
+	return nil
+}
+
+// drain stops and waits for a batch still applying when run returns.
+func (r *runner) drain() {
+	if r.inflight != nil {
+		if !r.inflight.finished() {
+			r.jobCancel()
+		}
+		<-r.inflight.done
+		r.inflight = nil
+	}
+}
+
+// applyBatch applies one batch and its offsets; it runs in the background
+// and touches only b, the target and thread-safe clients.
+func (r *runner) applyBatch(ctx context.Context, b *batch) (map[Op]int, error) {
+	start := time.Now()
+	counts, err := r.apply(ctx, b, false)
 	if err != nil && ctx.Err() == nil && r.target.Rejected(err) {
 		r.log.Info("the target rejected a change of the batch; applying it change by change to find it", "err", err)
-		counts, err = r.apply(ctx, true)
+		counts, err = r.apply(ctx, b, true)
 	}
 	if err != nil {
-		if isRecordError(err) {
-			return err
-		}
-		return fmt.Errorf("sink %s: %w", r.spec.Name, err)
-	}
-	for tp, o := range r.b.next {
-		r.committed[tp] = o
+		return nil, err
 	}
 	r.m.Batches.WithLabelValues(r.spec.Name).Inc()
 	r.m.BatchSeconds.WithLabelValues(r.spec.Name).Observe(time.Since(start).Seconds())
 	for op, n := range counts {
 		r.m.Changes.WithLabelValues(r.spec.Name, op.String()).Add(float64(n))
 	}
-	r.commitGroup(ctx, r.b.next)
-	r.log.Debug("batch committed", "records", r.b.records, "tables", len(r.b.order), "took", time.Since(start))
-	r.resetBatch()
-	return nil
+	r.commitGroup(ctx, b.next)
+	r.log.Debug("batch committed", "records", b.records, "tables", len(b.order), "took", time.Since(start))
+	return counts, nil
 }
 
 // apply runs one attempt at the batch. isolate applies every change alone,
 // under a savepoint, so a rejected one is found, reported or dead-lettered,
 // and the rest still commit.
-func (r *runner) apply(ctx context.Context, isolate bool) (map[Op]int, error) {
+func (r *runner) apply(ctx context.Context, b *batch, isolate bool) (map[Op]int, error) {
 	tx, err := r.target.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("beginning transaction: %w", err)
@@ -543,10 +657,10 @@ func (r *runner) apply(ctx context.Context, isolate bool) (map[Op]int, error) {
 		}
 	}()
 	counts := map[Op]int{}
-	for _, t := range r.b.order {
-		changes := r.b.changes[t]
+	for _, t := range b.order {
+		changes := b.changes[t]
 		if !isolate {
-			red := reduce(t, changes)
+			red := b.reduced[t]
 			if err := tx.Apply(ctx, t.spec, red); err != nil {
 				return nil, fmt.Errorf("applying %d changes to table %s: %w", len(red), t.spec.QualifiedName(), err)
 			}
@@ -572,7 +686,7 @@ func (r *runner) apply(ctx context.Context, isolate bool) (map[Op]int, error) {
 					return nil, fmt.Errorf("releasing savepoint: %w", rerr)
 				}
 				cause := fmt.Errorf("table %s rejected the %s: %w", t.spec.QualifiedName(), c[0].Op, err)
-				if rerr := r.reject(c[0].Rec, "TASK_PUT", cause); rerr != nil {
+				if rerr := r.reject(b, c[0].Rec, "TASK_PUT", cause); rerr != nil {
 					return nil, rerr
 				}
 				continue
@@ -583,10 +697,10 @@ func (r *runner) apply(ctx context.Context, isolate bool) (map[Op]int, error) {
 			counts[c[0].Op]++
 		}
 	}
-	if err := r.produceDeadLetters(ctx); err != nil {
+	if err := r.produceDeadLetters(ctx, b); err != nil {
 		return nil, err
 	}
-	if err := tx.StoreOffsets(ctx, r.spec.Name, r.b.next); err != nil {
+	if err := tx.StoreOffsets(ctx, r.spec.Name, b.next); err != nil {
 		return nil, fmt.Errorf("storing offsets in %s: %w", OffsetsTable, err)
 	}
 	done = true
@@ -598,13 +712,13 @@ func (r *runner) apply(ctx context.Context, isolate bool) (map[Op]int, error) {
 
 // produceDeadLetters writes the batch's dead letters and waits for the log
 // to acknowledge them: only then may the offsets that skip them commit.
-func (r *runner) produceDeadLetters(ctx context.Context) error {
-	if len(r.b.dlq) == 0 {
+func (r *runner) produceDeadLetters(ctx context.Context, b *batch) error {
+	if len(b.dlq) == 0 {
 		return nil
 	}
 	// Dead letters found while decoding come before those the target
 	// rejected; the topic is easier to read in log order.
-	slices.SortStableFunc(r.b.dlq, func(a, b *kgo.Record) int {
+	slices.SortStableFunc(b.dlq, func(a, b *kgo.Record) int {
 		return cmp.Or(
 			strings.Compare(header(a, HeaderErrTopic), header(b, HeaderErrTopic)),
 			cmpInt(header(a, HeaderErrPartition), header(b, HeaderErrPartition)),
@@ -617,10 +731,10 @@ func (r *runner) produceDeadLetters(ctx context.Context) error {
 		}
 		r.dlqReady = true
 	}
-	if err := r.cl.ProduceSync(ctx, r.b.dlq...).FirstErr(); err != nil {
-		return fmt.Errorf("producing %d records to dead-letter topic %s: %w", len(r.b.dlq), r.spec.DLQTopic, err)
+	if err := r.cl.ProduceSync(ctx, b.dlq...).FirstErr(); err != nil {
+		return fmt.Errorf("producing %d records to dead-letter topic %s: %w", len(b.dlq), r.spec.DLQTopic, err)
 	}
-	r.b.dlq = r.b.dlq[:0]
+	b.dlq = b.dlq[:0]
 	return nil
 }
 
