@@ -77,6 +77,12 @@ type decoder struct {
 	tables    map[string]*tableState
 	bindings  map[bindingKey]*binding
 	names     map[tableNameKey]tableNameVal
+	// The previous event's name and binding: consecutive events are
+	// mostly of one table and schema version.
+	lastNameKey tableNameKey
+	lastName    tableNameVal
+	lastBK      bindingKey
+	lastB       *binding
 	// quiesce, when set, waits until no batch is being applied: bind must
 	// not change table specs while a target reads them.
 	quiesce func()
@@ -389,7 +395,11 @@ func (d *decoder) tableName(topic string, src map[string]any) (string, error) {
 // event of a table asks the same question.
 func (d *decoder) tableNameOf(topic, db, sch, tbl string) (string, error) {
 	k := tableNameKey{topic, db, sch, tbl}
+	if d.lastName.name != "" && k == d.lastNameKey {
+		return d.lastName.name, nil
+	}
 	if v, ok := d.names[k]; ok {
+		d.lastNameKey, d.lastName = k, v
 		return v.name, v.err
 	}
 	name, err := d.formatName(topic, db, sch, tbl)
@@ -458,7 +468,11 @@ func (d *decoder) table(name string) *tableState {
 // schema's columns into the table.
 func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, key *keyInfo, name string) (*binding, error) {
 	bk := bindingKey{valueID: valueID, keyID: keyID, table: name}
+	if d.lastB != nil && bk == d.lastBK {
+		return d.lastB, nil
+	}
 	if b, ok := d.bindings[bk]; ok {
+		d.lastBK, d.lastB = bk, b
 		return b, nil
 	}
 	if d.quiesce != nil {

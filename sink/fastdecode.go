@@ -200,6 +200,9 @@ type skipFn func(r *avroReader)
 type fastEnvelope struct {
 	steps []envStep
 	nrow  int
+	// last holds the source strings of the previous event: they rarely
+	// change, so they are compared in place instead of allocated anew.
+	last [4]string
 }
 
 const (
@@ -223,7 +226,8 @@ type envStep struct {
 type srcStep struct {
 	which int // 0: skipped, 1 db, 2 schema, 3 table
 	skip  skipFn
-	str   func(r *avroReader) string
+	// nullIdx is the null branch of a nullable string, -1 for a string.
+	nullIdx int
 }
 
 // fastEvent is what the sink needs of one decoded envelope.
@@ -282,10 +286,11 @@ func compileEnvelope(s avro.Schema, fields []fieldInfo) *fastEnvelope {
 				case "table":
 					ss.which = 3
 				}
+				ok := false
 				if ss.which != 0 {
-					ss.str = compileString(sf.Type())
+					ss.nullIdx, ok = stringShape(sf.Type())
 				}
-				if ss.str == nil {
+				if !ok {
 					ss.which = 0
 					ss.skip = c.compile(sf.Type())
 				}
@@ -316,7 +321,8 @@ func compileEnvelope(s avro.Schema, fields []fieldInfo) *fastEnvelope {
 	return fe
 }
 
-// decode reads one envelope (after the Confluent header).
+// decode reads one envelope (after the Confluent header). It is not safe for
+// concurrent use (the decoder runs on one goroutine).
 func (fe *fastEnvelope) decode(data []byte) (fastEvent, error) {
 	r := &avroReader{b: data}
 	var ev fastEvent
@@ -335,15 +341,25 @@ func (fe *fastEnvelope) decode(data []byte) (fastEvent, error) {
 		case stepSource:
 			for j := range st.src {
 				ss := &st.src[j]
-				switch ss.which {
-				case 0:
+				if ss.which == 0 {
 					ss.skip(r)
+					continue
+				}
+				var str string
+				if ss.nullIdx < 0 || r.unionIndex(2) != ss.nullIdx {
+					v := r.view()
+					if string(v) != fe.last[ss.which] {
+						fe.last[ss.which] = string(v)
+					}
+					str = fe.last[ss.which]
+				}
+				switch ss.which {
 				case 1:
-					ev.db = ss.str(r)
+					ev.db = str
 				case 2:
-					ev.schema = ss.str(r)
+					ev.schema = str
 				case 3:
-					ev.table = ss.str(r)
+					ev.table = str
 				}
 			}
 		case stepRow:
@@ -397,27 +413,22 @@ func nullableIdx(u *avro.UnionSchema) (nullIdx, valIdx int, ok bool) {
 	return 0, 0, false
 }
 
-// compileString reads a string or nullable string ("" for null); nil for
-// other types.
-func compileString(s avro.Schema) func(r *avroReader) string {
+// stringShape tells whether s is a string (nullIdx -1) or a nullable
+// string (nullIdx the null branch).
+func stringShape(s avro.Schema) (nullIdx int, ok bool) {
 	s = deref(s)
 	if s.Type() == avro.String {
-		return (*avroReader).string
+		return -1, true
 	}
-	u, ok := s.(*avro.UnionSchema)
-	if !ok {
-		return nil
+	u, isU := s.(*avro.UnionSchema)
+	if !isU {
+		return 0, false
 	}
-	ni, vi, ok := nullableIdx(u)
-	if !ok || deref(u.Types()[vi]).Type() != avro.String {
-		return nil
+	ni, vi, isN := nullableIdx(u)
+	if !isN || deref(u.Types()[vi]).Type() != avro.String {
+		return 0, false
 	}
-	return func(r *avroReader) string {
-		if r.unionIndex(2) == ni {
-			return ""
-		}
-		return r.string()
-	}
+	return ni, true
 }
 
 // compileField returns the reader of one row column.
