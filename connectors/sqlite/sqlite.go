@@ -444,13 +444,30 @@ func (x *txn) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Ch
 		}
 		g.rows = append(g.rows, i)
 	}
+	// Parsing a multi-row statement costs as much as running it: each
+	// shape is prepared once per Apply and run for every full chunk.
+	prepared := map[string]*sql.Stmt{}
+	defer func() {
+		for _, st := range prepared {
+			st.Close()
+		}
+	}()
+	var args []any
 	for _, g := range groups {
 		n := len(g.cols.Columns)
 		per := min(500, max(1, maxVars/n))
 		for _, ch := range sink.Chunks(len(g.rows), per) {
 			rows := g.rows[ch[0]:ch[1]]
-			stmt := x.writeStmt(spec, g.op, g.cols, len(rows))
-			args := make([]any, 0, n*len(rows))
+			text := x.writeStmt(spec, g.op, g.cols, len(rows))
+			st := prepared[text]
+			if st == nil {
+				var err error
+				if st, err = x.tx.PrepareContext(ctx, text); err != nil {
+					return fmt.Errorf("preparing the write of %d rows: %w", len(rows), err)
+				}
+				prepared[text] = st
+			}
+			args = args[:0]
 			for _, ri := range rows {
 				c := &changes[ri]
 				for j, col := range g.cols.Columns {
@@ -461,7 +478,7 @@ func (x *txn) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Ch
 					args = append(args, v)
 				}
 			}
-			if _, err := x.tx.ExecContext(ctx, stmt, args...); err != nil {
+			if _, err := st.ExecContext(ctx, args...); err != nil {
 				return fmt.Errorf("writing %d rows: %w", len(rows), err)
 			}
 		}
