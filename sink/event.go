@@ -54,6 +54,9 @@ type binding struct {
 	keyCol []*ColumnSpec  // table columns of key fields
 	byName map[string]int // field name -> index in fields
 	envIdx []int          // index in the envelope's fields of each kept field
+	// identity is set when every envelope field is kept, in order: a
+	// decoded row can then be used as it is.
+	identity bool
 	keyPos []int          // index in fields of each key column
 }
 
@@ -312,6 +315,19 @@ func (d *decoder) decodeGeneric(ctx context.Context, env *envelopeInfo, value []
 // rowChange builds the upsert or insert of one after row, whose values are
 // in envelope field order (native values or unavail/convErr markers).
 func (d *decoder) rowChange(b *binding, vals []any) (*Change, error) {
+	if b.identity && plainRow(b, vals) {
+		ch := &Change{Op: OpUpsert, Row: vals, Cols: b.full}
+		if d.insert || !b.table.keyed {
+			ch.Op = OpInsert
+		}
+		if b.table.keyed {
+			ch.Key = make([]any, len(b.keyPos))
+			for i, p := range b.keyPos {
+				ch.Key[i] = vals[p]
+			}
+		}
+		return ch, nil
+	}
 	row := make([]any, 0, len(b.fields))
 	var cols []*ColumnSpec // set only when a column is unavailable
 	for i := range b.fields {
@@ -364,6 +380,21 @@ func (d *decoder) rowChange(b *binding, vals []any) (*Change, error) {
 		}
 	}
 	return ch, nil
+}
+
+// plainRow reports whether vals holds only native values and no null key.
+func plainRow(b *binding, vals []any) bool {
+	for i, v := range vals {
+		switch v.(type) {
+		case unavail, convErr:
+			return false
+		case nil:
+			if b.cols[i].Key {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func rowValue(ch *Change, c *ColumnSpec) any {
@@ -559,6 +590,12 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 		}
 	}
 	b.full = t.intern(b.cols)
+	b.identity = len(b.fields) == len(env.fields)
+	for i, j := range b.envIdx {
+		if i != j {
+			b.identity = false
+		}
+	}
 	d.bindings[bk] = b
 	return b, nil
 }

@@ -200,6 +200,7 @@ type skipFn func(r *avroReader)
 type fastEnvelope struct {
 	steps []envStep
 	nrow  int
+	r avroReader
 	// last holds the source strings of the previous event: they rarely
 	// change, so they are compared in place instead of allocated anew.
 	last [4]string
@@ -324,7 +325,8 @@ func compileEnvelope(s avro.Schema, fields []fieldInfo) *fastEnvelope {
 // decode reads one envelope (after the Confluent header). It is not safe for
 // concurrent use (the decoder runs on one goroutine).
 func (fe *fastEnvelope) decode(data []byte) (fastEvent, error) {
-	r := &avroReader{b: data}
+	fe.r = avroReader{b: data}
+	r := &fe.r
 	var ev fastEvent
 	for i := range fe.steps {
 		st := &fe.steps[i]

@@ -314,6 +314,9 @@ func decimalText(v any, scale int) (string, error) {
 }
 
 func unscaledText(b []byte, scale int) string {
+	if len(b) <= 8 && scale > 0 && scale < 30 {
+		return smallDecimalText(b, scale)
+	}
 	s, ok := smallUnscaled(b)
 	if !ok {
 		n := new(big.Int).SetBytes(b)
@@ -339,6 +342,42 @@ func unscaledText(b []byte, scale int) string {
 		s = "-" + s
 	}
 	return s
+}
+
+// smallDecimalText is unscaledText of at most 8 bytes with a positive
+// scale, in one allocation.
+func smallDecimalText(b []byte, scale int) string {
+	var v int64
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		v = -1
+	}
+	for _, c := range b {
+		v = v<<8 | int64(c)
+	}
+	var digits [20]byte
+	neg := v < 0
+	u := uint64(v)
+	if neg {
+		u = -u
+	}
+	d := strconv.AppendUint(digits[:0], u, 10)
+	var out strings.Builder
+	out.Grow(len(d) + scale + 3)
+	if neg {
+		out.WriteByte('-')
+	}
+	if len(d) <= scale {
+		out.WriteString("0.")
+		for range scale - len(d) {
+			out.WriteByte('0')
+		}
+		out.Write(d)
+	} else {
+		out.Write(d[:len(d)-scale])
+		out.WriteByte('.')
+		out.Write(d[len(d)-scale:])
+	}
+	return out.String()
 }
 
 // bitString turns io.debezium.data.Bits (little-endian bytes) into the SQL
