@@ -57,7 +57,7 @@ type binding struct {
 	// identity is set when every envelope field is kept, in order: a
 	// decoded row can then be used as it is.
 	identity bool
-	keyPos []int          // index in fields of each key column
+	keyPos   []int // index in fields of each key column
 }
 
 type bindingKey struct {

@@ -200,7 +200,7 @@ type skipFn func(r *avroReader)
 type fastEnvelope struct {
 	steps []envStep
 	nrow  int
-	r avroReader
+	r     avroReader
 	// last holds the source strings of the previous event: they rarely
 	// change, so they are compared in place instead of allocated anew.
 	last [4]string
