@@ -128,7 +128,10 @@ type runner struct {
 	// handed over only after the previous one committed: batches commit in
 	// log order, and a failed batch stops the sink before anything after it
 	// is applied.
-	inflight  *job
+	inflight *job
+	// spare holds the change slices of the last committed batch, emptied,
+	// for the next batches to fill without growing new ones.
+	spare     map[*tableState][]Change
 	jobCtx    context.Context
 	jobCancel context.CancelFunc
 }
@@ -143,6 +146,8 @@ type batch struct {
 	dlq     []*kgo.Record
 	// reduced holds each table's changes after reduce, set at hand-over.
 	reduced map[*tableState][]Change
+	// slab holds the batch's Records, allocated together.
+	slab []Record
 }
 
 // job is a batch being applied in the background.
@@ -465,7 +470,11 @@ func (r *runner) poll(ctx context.Context, wait time.Duration) error {
 
 // add decodes one record into the batch.
 func (r *runner) add(ctx context.Context, kr *kgo.Record) error {
-	rec := &Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Key: kr.Key, Value: kr.Value}
+	if len(r.b.slab) == cap(r.b.slab) {
+		r.b.slab = make([]Record, 0, min(r.spec.BatchSize, 1024))
+	}
+	r.b.slab = append(r.b.slab, Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Key: kr.Key, Value: kr.Value})
+	rec := &r.b.slab[len(r.b.slab)-1]
 	for _, h := range kr.Headers {
 		rec.Headers = append(rec.Headers, Header{Key: h.Key, Value: h.Value})
 	}
@@ -487,6 +496,10 @@ func (r *runner) add(ctx context.Context, kr *kgo.Record) error {
 	}
 	if _, ok := r.b.changes[t]; !ok {
 		r.b.order = append(r.b.order, t)
+		if cs, ok := r.spare[t]; ok {
+			r.b.changes[t] = cs
+			delete(r.spare, t)
+		}
 	}
 	r.b.changes[t] = append(r.b.changes[t], *ch)
 	return nil
@@ -605,6 +618,11 @@ func (r *runner) await() error {
 	}
 	for tp, o := range j.b.next {
 		r.committed[tp] = o
+	}
+	r.spare = make(map[*tableState][]Change, len(j.b.changes))
+	for t, cs := range j.b.changes {
+		clear(cs)
+		r.spare[t] = cs[:0]
 	}
 	return nil
 }

@@ -757,7 +757,7 @@ func (x *sinkTx) tryDirectCopy(ctx context.Context, info *sinkTableInfo, cols []
 	sql := "COPY " + info.ident + " (" + strings.Join(names, ", ") + ") FROM STDIN"
 	buf := x.t.copyBuf[:0]
 	defer func() {
-		if cap(buf) <= 4*sinkCopyChunk {
+		if cap(buf) <= 2*sinkCopyChunk {
 			x.t.copyBuf = buf[:0]
 		}
 	}()
@@ -863,7 +863,7 @@ func (x *sinkTx) copyStage(ctx context.Context, stg string, info *sinkTableInfo,
 	sql := "COPY pg_temp." + stg + " (" + strings.Join(names, ", ") + ") FROM STDIN (FORMAT binary)"
 	buf := x.t.copyBuf[:0]
 	defer func() {
-		if cap(buf) <= 4*sinkCopyChunk {
+		if cap(buf) <= 2*sinkCopyChunk {
 			x.t.copyBuf = buf[:0]
 		}
 	}()
@@ -916,7 +916,7 @@ func (x *sinkTx) copyStage(ctx context.Context, stg string, info *sinkTableInfo,
 }
 
 // sinkCopyChunk bounds the bytes buffered for one staging COPY.
-const sinkCopyChunk = 8 << 20
+const sinkCopyChunk = 4 << 20
 
 // sinkAppendText appends sinkText's form of v to buf, without building a
 // string for the common types.
