@@ -47,7 +47,9 @@ func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Key, e.Msg)
 
 // Target is one database a sink writes into.
 //
-// The runtime uses a Target from one goroutine only.
+// The runtime never calls a Target concurrently; it may call it from
+// different goroutines in turn (batches apply in the background while the
+// next one is decoded), with each call ordered after the previous one.
 type Target interface {
 	// Connect opens the connection and creates the offsets table if needed.
 	// Errors name the database (never its password) and the cause.
