@@ -227,7 +227,7 @@ func (rt *runtime) Emit(ctx context.Context, r Record) error {
 	// Once emitted, a record belongs to the runtime: a connector cancelling
 	// the context of one phase (say, its snapshot workers) must not abort
 	// records still buffered. Shutdown aborts them by closing the client.
-	rt.d.Client.Produce(context.WithoutCancel(ctx), rec, ep.ack)
+	rt.d.Client.Produce(context.Background(), rec, ep.ack) // not ctx: see above; Background also avoids an allocation per record
 	return nil
 }
 
