@@ -99,7 +99,13 @@ type SinkTarget struct {
 	db        *sql.DB
 	where     string
 	offsetsDB string
+	offsets   sink.OffsetsSQL
 	tables    map[string]*sinkTableInfo
+	// plan is reused by every Apply (calls never overlap).
+	plan sink.Plan
+	// replayStep, set by tests, runs at the steps of a replay's swap; an
+	// error stops the swap there, as a crash would.
+	replayStep func(ctx context.Context, step string) error
 }
 
 type sinkTableInfo struct {
@@ -130,8 +136,15 @@ func (t *SinkTarget) ident(spec *sink.TableSpec) string {
 	return sinkQuote(spec.Schema) + "." + sinkQuote(spec.Name)
 }
 
-func (t *SinkTarget) offsetsTable() string {
-	return sinkQuote(t.offsetsDB) + "." + sink.OffsetsTable
+// sinkOffsetsSQL spells the statements on an offsets table (the live one,
+// or a replay's; see replay.go).
+func sinkOffsetsSQL(table string) sink.OffsetsSQL {
+	return sink.OffsetsSQL{
+		Table:    table,
+		TextType: "VARCHAR(255)", TimeType: "DATETIME(6)",
+		TableOptions:   " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+		OnDuplicateKey: true,
+	}
 }
 
 func (t *SinkTarget) Connect(ctx context.Context) error {
@@ -147,6 +160,7 @@ func (t *SinkTarget) Connect(ctx context.Context) error {
 	if t.offsetsDB == "" {
 		t.offsetsDB = "tributary"
 	}
+	t.offsets = sinkOffsetsSQL(sinkQuote(t.offsetsDB) + "." + sink.OffsetsTable)
 	mc.Loc = time.UTC
 	// Client-side interpolation: one round trip per multi-row statement
 	// and no limit of 65535 placeholders.
@@ -174,15 +188,14 @@ func (t *SinkTarget) Connect(ctx context.Context) error {
 	if err := t.ensureDatabase(ctx, t.offsetsDB); err != nil {
 		return fmt.Errorf("target MySQL %s: %w", t.where, err)
 	}
-	_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+t.offsetsTable()+` (
-	sink_name VARCHAR(255) NOT NULL,
-	topic VARCHAR(255) NOT NULL,
-	kafka_partition INT NOT NULL,
-	next_offset BIGINT NOT NULL,
-	updated_at DATETIME(6) NOT NULL,
-	PRIMARY KEY (sink_name, topic, kafka_partition)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`)
+	_, err = db.ExecContext(ctx, t.offsets.CreateTable())
 	if err != nil {
-		return fmt.Errorf("target MySQL %s: creating %s: %w", t.where, t.offsetsTable(), err)
+		return fmt.Errorf("target MySQL %s: creating %s: %w", t.where, t.offsets.Table, err)
+	}
+	// A replay that died after swapping its tables in left their offsets
+	// to move (see replay.go); that comes before anything is applied.
+	if err := t.finishSwap(ctx, t.name); err != nil {
+		return fmt.Errorf("target MySQL %s: %w", t.where, err)
 	}
 	return nil
 }
@@ -531,42 +544,16 @@ func (x *sinkTx) Release(ctx context.Context, name string) error {
 }
 
 func (x *sinkTx) LoadOffsets(ctx context.Context, sinkName string) (map[sink.TopicPartition]int64, error) {
-	rows, err := x.tx.QueryContext(ctx, "SELECT topic, kafka_partition, next_offset FROM "+x.t.offsetsTable()+" WHERE sink_name = ?", sinkName)
+	rows, err := x.tx.QueryContext(ctx, x.t.offsets.Select(), sinkName)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[sink.TopicPartition]int64{}
-	for rows.Next() {
-		var tp sink.TopicPartition
-		var next int64
-		if err := rows.Scan(&tp.Topic, &tp.Partition, &next); err != nil {
-			return nil, err
-		}
-		out[tp] = next
-	}
-	return out, rows.Err()
+	return sink.ScanOffsets(rows)
 }
 
 func (x *sinkTx) StoreOffsets(ctx context.Context, sinkName string, next map[sink.TopicPartition]int64) error {
-	if len(next) == 0 {
-		return nil
-	}
-	now := time.Now().UTC().Format("2006-01-02 15:04:05.999999")
-	var b strings.Builder
-	b.WriteString("INSERT INTO " + x.t.offsetsTable() + " (sink_name, topic, kafka_partition, next_offset, updated_at) VALUES ")
-	args := make([]any, 0, 5*len(next))
-	i := 0
-	for tp, o := range next {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?)")
-		args = append(args, sinkName, tp.Topic, tp.Partition, o, now)
-		i++
-	}
-	b.WriteString(" ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset), updated_at = VALUES(updated_at)")
-	return x.exec(ctx, b.String(), args...)
+	return x.t.offsets.Store(ctx, x.exec, sinkName, next, time.Now().UTC().Format(sink.LayoutTimestamp))
 }
 
 // sinkMaxStatementBytes keeps a multi-row statement well under the usual
@@ -574,60 +561,26 @@ func (x *sinkTx) StoreOffsets(ctx context.Context, sinkName string, next map[sin
 const sinkMaxStatementBytes = 4 << 20
 
 func (x *sinkTx) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Change) error {
+	p := &x.t.plan
+	p.Sort(changes)
 	info, err := x.t.loadTable(ctx, x.tx, spec)
 	if err != nil {
 		return err
 	}
-	var dels [][]any
-	for i := range changes {
-		c := &changes[i]
-		switch c.Op {
-		case sink.OpTruncate:
-			if info == nil {
-				continue // nothing to truncate
-			}
-			// DELETE, not TRUNCATE TABLE, which would commit implicitly.
-			if err := x.exec(ctx, "DELETE FROM "+info.ident); err != nil {
-				return fmt.Errorf("truncating: %w", err)
-			}
-		case sink.OpDelete:
-			dels = append(dels, c.Key)
-		}
-	}
 	if info == nil {
-		for i := range changes {
-			if changes[i].Op != sink.OpTruncate {
-				return fmt.Errorf("table %s does not exist", spec.QualifiedName())
-			}
-		}
-		return nil
+		return p.MissingTable(spec)
 	}
-	if err := x.deleteKeys(ctx, spec, info, dels); err != nil {
+	if p.Truncate {
+		// DELETE, not TRUNCATE TABLE, which would commit implicitly.
+		if err := x.exec(ctx, "DELETE FROM "+info.ident); err != nil {
+			return fmt.Errorf("truncating: %w", err)
+		}
+	}
+	if err := x.deleteKeys(ctx, spec, info, p.Deletes); err != nil {
 		return err
 	}
-	type group struct {
-		op   sink.Op
-		cols *sink.ColSet
-		rows []int
-	}
-	var groups []*group
-	byShape := map[[2]any]*group{}
-	for i := range changes {
-		c := &changes[i]
-		if c.Op != sink.OpUpsert && c.Op != sink.OpInsert {
-			continue
-		}
-		k := [2]any{c.Op, c.Cols}
-		g := byShape[k]
-		if g == nil {
-			g = &group{op: c.Op, cols: c.Cols}
-			byShape[k] = g
-			groups = append(groups, g)
-		}
-		g.rows = append(g.rows, i)
-	}
-	for _, g := range groups {
-		if err := x.write(ctx, spec, info, g.op, g.cols, changes, g.rows); err != nil {
+	for _, g := range p.Writes {
+		if err := x.write(ctx, spec, info, g.Op, g.Cols, changes, g.Rows); err != nil {
 			return err
 		}
 	}

@@ -25,8 +25,7 @@ func (t *SinkTarget) ReplayDeleteOffsets(ctx context.Context, tx sink.Tx, name s
 	if !ok {
 		return fmt.Errorf("postgres sink: transaction is %T, not one of this target", tx)
 	}
-	_, err := x.tx.Exec(ctx, "DELETE FROM "+t.offsetsTable()+" WHERE sink_name = $1", name)
-	return err
+	return x.execArgs(ctx, t.offsets.Delete(), name)
 }
 
 // ReplayShadow implements sink.ReplayTarget: the shadow shares the live
@@ -106,10 +105,10 @@ func (s replayShadow) ReplaySwap(ctx context.Context, liveSink, shadowSink strin
 		delete(s.tables, replayQName(st.Schema, st.Name))
 		delete(s.tables, replayQName(st.ShadowSchema, st.ShadowName))
 	}
-	if err := exec("DELETE FROM "+s.offsetsTable()+" WHERE sink_name = $1", liveSink); err != nil {
+	if err := exec(s.offsets.Delete(), liveSink); err != nil {
 		return err
 	}
-	if err := exec("UPDATE "+s.offsetsTable()+" SET sink_name = $1, updated_at = now() WHERE sink_name = $2", liveSink, shadowSink); err != nil {
+	if err := exec(s.offsets.Rename(), liveSink, shadowSink); err != nil {
 		return err
 	}
 	for sch := range schemas {

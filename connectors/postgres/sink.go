@@ -91,14 +91,17 @@ func (sinkDriver) Open(name string, cfg sink.Config, log *slog.Logger) (sink.Tar
 
 // SinkTarget is a PostgreSQL database written by one sink.
 type SinkTarget struct {
-	name   string
-	cfg    SinkConfig
-	log    *slog.Logger
-	conn   *pgx.Conn
-	where  string // host:port/db, for messages
-	tables map[string]*sinkTableInfo
+	name    string
+	cfg     SinkConfig
+	log     *slog.Logger
+	conn    *pgx.Conn
+	where   string // host:port/db, for messages
+	tables  map[string]*sinkTableInfo
+	offsets sink.OffsetsSQL
 	// copyBuf is reused by the staging COPYs of successive batches.
 	copyBuf []byte
+	// plan is reused by every Apply (calls never overlap).
+	plan sink.Plan
 }
 
 type sinkTableInfo struct {
@@ -132,17 +135,18 @@ func NewSinkTarget(name string, cfg SinkConfig, log *slog.Logger) *SinkTarget {
 	if cfg.OffsetsSchema == "" {
 		cfg.OffsetsSchema = "public"
 	}
-	return &SinkTarget{name: name, cfg: cfg, log: log, tables: map[string]*sinkTableInfo{}}
+	return &SinkTarget{name: name, cfg: cfg, log: log, tables: map[string]*sinkTableInfo{},
+		offsets: sink.OffsetsSQL{
+			Table:    sinkQuote(cfg.OffsetsSchema) + "." + sink.OffsetsTable,
+			TextType: "text", TimeType: "timestamptz DEFAULT now()",
+			Numbered: true,
+		}}
 }
 
 // Conn is the open connection, for tests and tools (verify).
 func (t *SinkTarget) Conn() *pgx.Conn { return t.conn }
 
 func (t *SinkTarget) DefaultTableNameFormat() string { return "${source.schema}.${source.table}" }
-
-func (t *SinkTarget) offsetsTable() string {
-	return sinkQuote(t.cfg.OffsetsSchema) + "." + sink.OffsetsTable
-}
 
 func (t *SinkTarget) Connect(ctx context.Context) error {
 	pc, err := pgx.ParseConfig(t.cfg.URL)
@@ -158,15 +162,9 @@ func (t *SinkTarget) Connect(ctx context.Context) error {
 	if err := t.ensureSchema(ctx, t.cfg.OffsetsSchema); err != nil {
 		return fmt.Errorf("target PostgreSQL %s: %w", t.where, err)
 	}
-	_, err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+t.offsetsTable()+` (
-	sink_name text NOT NULL,
-	topic text NOT NULL,
-	kafka_partition integer NOT NULL,
-	next_offset bigint NOT NULL,
-	updated_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (sink_name, topic, kafka_partition))`)
+	_, err = conn.Exec(ctx, t.offsets.CreateTable())
 	if err != nil {
-		return fmt.Errorf("target PostgreSQL %s: creating %s: %w", t.where, t.offsetsTable(), err)
+		return fmt.Errorf("target PostgreSQL %s: creating %s: %w", t.where, t.offsets.Table, err)
 	}
 	return nil
 }
@@ -542,39 +540,20 @@ func (x *sinkTx) Release(ctx context.Context, name string) error {
 }
 
 func (x *sinkTx) LoadOffsets(ctx context.Context, sinkName string) (map[sink.TopicPartition]int64, error) {
-	rows, err := x.tx.Query(ctx, "SELECT topic, kafka_partition, next_offset FROM "+x.t.offsetsTable()+" WHERE sink_name = $1", sinkName)
+	rows, err := x.tx.Query(ctx, x.t.offsets.Select(), sinkName)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[sink.TopicPartition]int64{}
-	for rows.Next() {
-		var tp sink.TopicPartition
-		var next int64
-		if err := rows.Scan(&tp.Topic, &tp.Partition, &next); err != nil {
-			return nil, err
-		}
-		out[tp] = next
-	}
-	return out, rows.Err()
+	return sink.ScanOffsets(rows)
 }
 
 func (x *sinkTx) StoreOffsets(ctx context.Context, sinkName string, next map[sink.TopicPartition]int64) error {
-	if len(next) == 0 {
-		return nil
-	}
-	topics := make([]string, 0, len(next))
-	parts := make([]int32, 0, len(next))
-	offs := make([]int64, 0, len(next))
-	for tp, o := range next {
-		topics = append(topics, tp.Topic)
-		parts = append(parts, tp.Partition)
-		offs = append(offs, o)
-	}
-	_, err := x.tx.Exec(ctx, `INSERT INTO `+x.t.offsetsTable()+` (sink_name, topic, kafka_partition, next_offset, updated_at)
-		SELECT $1, t, p, o, now() FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, o)
-		ON CONFLICT (sink_name, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at`,
-		sinkName, topics, parts, offs)
+	return x.t.offsets.Store(ctx, x.execArgs, sinkName, next, time.Now())
+}
+
+func (x *sinkTx) execArgs(ctx context.Context, sql string, args ...any) error {
+	_, err := x.tx.Exec(ctx, sql, args...)
 	return err
 }
 
@@ -582,66 +561,27 @@ func (x *sinkTx) StoreOffsets(ctx context.Context, sinkName string, next map[sin
 const sinkMaxParams = 60000
 
 func (x *sinkTx) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Change) error {
-	var dels [][]any
-	for i := range changes {
-		c := &changes[i]
-		switch c.Op {
-		case sink.OpTruncate:
-			info, err := x.t.loadTable(ctx, x.tx, spec)
-			if err != nil {
-				return err
-			}
-			if info == nil {
-				continue // nothing to truncate
-			}
-			if err := x.exec(ctx, "TRUNCATE "+info.ident); err != nil {
-				return fmt.Errorf("truncating: %w", err)
-			}
-		case sink.OpDelete:
-			dels = append(dels, c.Key)
+	p := &x.t.plan
+	p.Sort(changes)
+	info, err := x.t.loadTable(ctx, x.tx, spec)
+	if err != nil {
+		return err
+	}
+	if info == nil {
+		return p.MissingTable(spec)
+	}
+	if p.Truncate {
+		if err := x.exec(ctx, "TRUNCATE "+info.ident); err != nil {
+			return fmt.Errorf("truncating: %w", err)
 		}
 	}
-	var info *sinkTableInfo
-	if len(dels) > 0 || len(changes) > 0 {
-		var err error
-		if info, err = x.t.loadTable(ctx, x.tx, spec); err != nil {
+	if len(p.Deletes) > 0 {
+		if err := x.deleteKeys(ctx, spec, info, p.Deletes); err != nil {
 			return err
 		}
 	}
-	if len(dels) > 0 {
-		if info == nil {
-			return fmt.Errorf("table %s does not exist", spec.QualifiedName())
-		}
-		if err := x.deleteKeys(ctx, spec, info, dels); err != nil {
-			return err
-		}
-	}
-	type group struct {
-		op   sink.Op
-		cols *sink.ColSet
-		rows []int
-	}
-	var groups []*group
-	byShape := map[[2]any]*group{}
-	for i := range changes {
-		c := &changes[i]
-		if c.Op != sink.OpUpsert && c.Op != sink.OpInsert {
-			continue
-		}
-		k := [2]any{c.Op, c.Cols}
-		g := byShape[k]
-		if g == nil {
-			g = &group{op: c.Op, cols: c.Cols}
-			byShape[k] = g
-			groups = append(groups, g)
-		}
-		g.rows = append(g.rows, i)
-	}
-	for _, g := range groups {
-		if info == nil {
-			return fmt.Errorf("table %s does not exist", spec.QualifiedName())
-		}
-		if err := x.write(ctx, spec, info, g.op, g.cols, changes, g.rows); err != nil {
+	for _, g := range p.Writes {
+		if err := x.write(ctx, spec, info, g.Op, g.Cols, changes, g.Rows); err != nil {
 			return err
 		}
 	}

@@ -29,8 +29,7 @@ func (t *Target) ReplayDeleteOffsets(ctx context.Context, tx sink.Tx, name strin
 	if !ok {
 		return fmt.Errorf("sqlite sink: transaction is %T, not one of this target", tx)
 	}
-	_, err := x.tx.ExecContext(ctx, "DELETE FROM "+sink.OffsetsTable+" WHERE sink_name = ?", name)
-	return err
+	return x.exec(ctx, offsetsSQL.Delete(), name)
 }
 
 // ReplayShadow implements sink.ReplayTarget.
@@ -64,10 +63,10 @@ func (s *replayShadow) ReplaySwap(ctx context.Context, liveSink, shadowSink stri
 		return fmt.Errorf("sqlite %s: %w", s.cfg.Path, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if _, err := tx.ExecContext(ctx, "DELETE FROM "+sink.OffsetsTable+" WHERE sink_name = ?", liveSink); err != nil {
+	if _, err := tx.ExecContext(ctx, offsetsSQL.Delete(), liveSink); err != nil {
 		return fmt.Errorf("sqlite %s: moving offsets rows: %w", s.cfg.Path, err)
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE "+sink.OffsetsTable+" SET sink_name = ? WHERE sink_name = ?", liveSink, shadowSink); err != nil {
+	if _, err := tx.ExecContext(ctx, offsetsSQL.Rename(), liveSink, shadowSink); err != nil {
 		return fmt.Errorf("sqlite %s: moving offsets rows: %w", s.cfg.Path, err)
 	}
 	if err := tx.Commit(); err != nil {

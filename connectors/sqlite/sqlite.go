@@ -59,6 +59,9 @@ import (
 
 func init() { sink.Register("sqlite", driver{}) }
 
+// offsetsSQL spells the statements on tributary_offsets.
+var offsetsSQL = sink.OffsetsSQL{Table: sink.OffsetsTable, TextType: "TEXT", TimeType: "TEXT"}
+
 // Config is the sqlite sink's own configuration.
 type Config struct {
 	// Path of the database file; its folder is created if missing.
@@ -112,6 +115,8 @@ type Target struct {
 	log    *slog.Logger
 	db     *sql.DB
 	tables map[string]*tableInfo
+	// plan is reused by every Apply (calls never overlap).
+	plan sink.Plan
 }
 
 type tableInfo struct {
@@ -157,13 +162,7 @@ func (t *Target) Connect(ctx context.Context) error {
 		db.Close()
 		return fmt.Errorf("opening sqlite database %s: %w", t.cfg.Path, err)
 	}
-	_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+sink.OffsetsTable+` (
-	sink_name TEXT NOT NULL,
-	topic TEXT NOT NULL,
-	kafka_partition INTEGER NOT NULL,
-	next_offset BIGINT NOT NULL,
-	updated_at TEXT NOT NULL,
-	PRIMARY KEY (sink_name, topic, kafka_partition))`)
+	_, err = db.ExecContext(ctx, offsetsSQL.CreateTable())
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("creating %s in sqlite database %s: %w", sink.OffsetsTable, t.cfg.Path, err)
@@ -342,57 +341,32 @@ func (x *txn) Commit(context.Context) error   { return x.tx.Commit() }
 func (x *txn) Rollback(context.Context) error { return x.tx.Rollback() }
 
 func (x *txn) Savepoint(ctx context.Context, name string) error {
-	_, err := x.tx.ExecContext(ctx, "SAVEPOINT "+quote(name))
-	return err
+	return x.exec(ctx, "SAVEPOINT "+quote(name))
 }
 
 func (x *txn) RollbackTo(ctx context.Context, name string) error {
-	_, err := x.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT "+quote(name))
-	return err
+	return x.exec(ctx, "ROLLBACK TO SAVEPOINT "+quote(name))
 }
 
 func (x *txn) Release(ctx context.Context, name string) error {
-	_, err := x.tx.ExecContext(ctx, "RELEASE SAVEPOINT "+quote(name))
-	return err
+	return x.exec(ctx, "RELEASE SAVEPOINT "+quote(name))
 }
 
 func (x *txn) LoadOffsets(ctx context.Context, sinkName string) (map[sink.TopicPartition]int64, error) {
-	rows, err := x.tx.QueryContext(ctx, "SELECT topic, kafka_partition, next_offset FROM "+sink.OffsetsTable+" WHERE sink_name = ?", sinkName)
+	rows, err := x.tx.QueryContext(ctx, offsetsSQL.Select(), sinkName)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[sink.TopicPartition]int64{}
-	for rows.Next() {
-		var tp sink.TopicPartition
-		var next int64
-		if err := rows.Scan(&tp.Topic, &tp.Partition, &next); err != nil {
-			return nil, err
-		}
-		out[tp] = next
-	}
-	return out, rows.Err()
+	return sink.ScanOffsets(rows)
 }
 
 func (x *txn) StoreOffsets(ctx context.Context, sinkName string, next map[sink.TopicPartition]int64) error {
-	if len(next) == 0 {
-		return nil
-	}
-	now := time.Now().UTC().Format(sink.LayoutTimestampTZ)
-	var b strings.Builder
-	b.WriteString("INSERT INTO " + sink.OffsetsTable + " (sink_name, topic, kafka_partition, next_offset, updated_at) VALUES ")
-	args := make([]any, 0, 5*len(next))
-	i := 0
-	for tp, o := range next {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?)")
-		args = append(args, sinkName, tp.Topic, tp.Partition, o, now)
-		i++
-	}
-	b.WriteString(" ON CONFLICT (sink_name, topic, kafka_partition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at")
-	_, err := x.tx.ExecContext(ctx, b.String(), args...)
+	return offsetsSQL.Store(ctx, x.exec, sinkName, next, time.Now().UTC().Format(sink.LayoutTimestampTZ))
+}
+
+func (x *txn) exec(ctx context.Context, q string, args ...any) error {
+	_, err := x.tx.ExecContext(ctx, q, args...)
 	return err
 }
 
@@ -400,49 +374,19 @@ func (x *txn) StoreOffsets(ctx context.Context, sinkName string, next map[sink.T
 const maxVars = 32000
 
 func (x *txn) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Change) error {
-	tbl := quote(spec.Name)
-	var dels [][]any
-	for i := range changes {
-		c := &changes[i]
-		switch c.Op {
-		case sink.OpTruncate:
-			if info, err := x.t.loadTable(ctx, x.tx, spec.Name); err != nil || info == nil {
-				if err != nil {
-					return err
-				}
-				continue // nothing to truncate
-			}
-			if _, err := x.tx.ExecContext(ctx, "DELETE FROM "+tbl); err != nil {
+	p := &x.t.plan
+	p.Sort(changes)
+	if p.Truncate {
+		if info, err := x.t.loadTable(ctx, x.tx, spec.Name); err != nil {
+			return err
+		} else if info != nil {
+			if err := x.exec(ctx, "DELETE FROM "+quote(spec.Name)); err != nil {
 				return fmt.Errorf("truncating: %w", err)
 			}
-		case sink.OpDelete:
-			dels = append(dels, c.Key)
 		}
 	}
-	if err := x.deleteKeys(ctx, spec, dels); err != nil {
+	if err := x.deleteKeys(ctx, spec, p.Deletes); err != nil {
 		return err
-	}
-	// Group the writes by operation and column set, keeping first-seen order.
-	type group struct {
-		op   sink.Op
-		cols *sink.ColSet
-		rows []int
-	}
-	var groups []*group
-	byShape := map[[2]any]*group{}
-	for i := range changes {
-		c := &changes[i]
-		if c.Op != sink.OpUpsert && c.Op != sink.OpInsert {
-			continue
-		}
-		k := [2]any{c.Op, c.Cols}
-		g := byShape[k]
-		if g == nil {
-			g = &group{op: c.Op, cols: c.Cols}
-			byShape[k] = g
-			groups = append(groups, g)
-		}
-		g.rows = append(g.rows, i)
 	}
 	// Parsing a multi-row statement costs as much as running it: each
 	// shape is prepared once per Apply and run for every full chunk.
@@ -453,12 +397,12 @@ func (x *txn) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Ch
 		}
 	}()
 	var args []any
-	for _, g := range groups {
-		n := len(g.cols.Columns)
+	for _, g := range p.Writes {
+		n := len(g.Cols.Columns)
 		per := min(500, max(1, maxVars/n))
-		for _, ch := range sink.Chunks(len(g.rows), per) {
-			rows := g.rows[ch[0]:ch[1]]
-			text := x.writeStmt(spec, g.op, g.cols, len(rows))
+		for _, ch := range sink.Chunks(len(g.Rows), per) {
+			rows := g.Rows[ch[0]:ch[1]]
+			text := x.writeStmt(spec, g.Op, g.Cols, len(rows))
 			st := prepared[text]
 			if st == nil {
 				var err error
@@ -470,7 +414,7 @@ func (x *txn) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Ch
 			args = args[:0]
 			for _, ri := range rows {
 				c := &changes[ri]
-				for j, col := range g.cols.Columns {
+				for j, col := range g.Cols.Columns {
 					v, err := toSQLite(c.Row[j], &col.Type)
 					if err != nil {
 						return &sink.ValueError{Column: col.Name, Err: err}
