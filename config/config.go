@@ -106,14 +106,15 @@ type BasicAuth struct {
 
 // Worker configures this process.
 type Worker struct {
-	Name             string        `yaml:"name" default:"tributary" desc:"Worker name, shown in logs and metrics."`
-	Group            string        `yaml:"group" desc:"Cluster mode: reserved for sharing connectors between workers through Kafka's consumer-group protocol. Not implemented yet: every worker runs all the connectors of its file (a second worker on the same PostgreSQL slot is refused by the server)."`
-	HTTP             string        `yaml:"http" default:"127.0.0.1:8083" desc:"host:port serving /healthz, /readyz and Prometheus /metrics."`
-	MaxInFlightBytes ByteSize      `yaml:"max_in_flight_bytes" default:"64MiB" desc:"Bound on event bytes produced but not yet acknowledged by the log; sources wait beyond it. Accepts 65536, 512KiB, 64MiB."`
-	LogLevel         string        `yaml:"log_level" default:"info" enum:"debug,info,warn,error" desc:"Log level."`
-	LogFormat        string        `yaml:"log_format" default:"text" enum:"text,json" desc:"Log format on stderr."`
-	FlushInterval    time.Duration `yaml:"flush_interval" default:"5ms" desc:"Longest time an event waits in a batch before it is sent."`
-	MemoryLimit      ByteSize      `yaml:"memory_limit" default:"100MiB" desc:"Soft limit of the Go heap (GOMEMLIMIT): the garbage collector works harder near it instead of letting the heap double. 0 turns it off; the GOMEMLIMIT environment variable takes precedence."`
+	Name                string        `yaml:"name" default:"tributary" desc:"Worker name, shown in logs and metrics."`
+	Group               string        `yaml:"group" desc:"Cluster mode: workers started with the same group (and the same file) share its connectors through Kafka's consumer-group protocol: each source and each sink runs on exactly one worker at a time and moves to another when that worker stops or dies (after group_session_timeout). Unset: this worker runs every connector of its file. Not allowed with the embedded log."`
+	GroupSessionTimeout time.Duration `yaml:"group_session_timeout" default:"10s" desc:"Cluster mode with group: how long a silent worker keeps its connectors before the group hands them to another worker. The broker bounds it (group.min.session.timeout.ms, 6s by default)."`
+	HTTP                string        `yaml:"http" default:"127.0.0.1:8083" desc:"host:port serving /healthz, /readyz and Prometheus /metrics."`
+	MaxInFlightBytes    ByteSize      `yaml:"max_in_flight_bytes" default:"64MiB" desc:"Bound on event bytes produced but not yet acknowledged by the log; sources wait beyond it. Accepts 65536, 512KiB, 64MiB."`
+	LogLevel            string        `yaml:"log_level" default:"info" enum:"debug,info,warn,error" desc:"Log level."`
+	LogFormat           string        `yaml:"log_format" default:"text" enum:"text,json" desc:"Log format on stderr."`
+	FlushInterval       time.Duration `yaml:"flush_interval" default:"5ms" desc:"Longest time an event waits in a batch before it is sent."`
+	MemoryLimit         ByteSize      `yaml:"memory_limit" default:"100MiB" desc:"Soft limit of the Go heap (GOMEMLIMIT): the garbage collector works harder near it instead of letting the heap double. 0 turns it off; the GOMEMLIMIT environment variable takes precedence."`
 }
 
 // Connector is one entry of sources or sinks. Only name and type are decoded
@@ -320,6 +321,7 @@ func Parse(name string, data []byte) (*Pipeline, error) {
 	}
 	d.decodeStruct(d.resolve(body), reflect.ValueOf(p).Elem(), "", d.position(body), extensions)
 	d.checkNames(p)
+	d.checkGroup(body, p)
 	if err := d.errs.err(); err != nil {
 		return nil, err
 	}
@@ -384,6 +386,16 @@ func (d *decoder) checkNames(p *Pipeline) {
 			seen[c.Name] = c
 		}
 	}
+}
+
+// checkGroup refuses worker.group with the embedded log: the embedded broker
+// lives inside one process and locks its folder, so there is nothing to share.
+func (d *decoder) checkGroup(body ast.Node, p *Pipeline) {
+	if p.Worker.Group == "" || !p.Log.Embedded() {
+		return
+	}
+	pos, _ := d.lookup(body, "worker.group")
+	d.fail(pos, "worker.group", "needs a Kafka cluster (log.brokers): with the embedded log one process owns the log and all its connectors")
 }
 
 func yamlError(name string, err error) error {

@@ -765,3 +765,34 @@ func TestDecodeSplitBetweenStructs(t *testing.T) {
 		t.Errorf("%d errors, want 3: %v", n, err)
 	}
 }
+
+func TestWorkerGroupNeedsCluster(t *testing.T) {
+	got := parseErr(t, `log:
+  data_dir: /tmp/x
+worker:
+  name: w
+  group: team
+sources:
+  - name: a
+    type: fake
+`)
+	wantErr(t, got, `pipeline.yaml:5:3: worker.group: needs a Kafka cluster (log.brokers)`)
+
+	got = parseErr(t, `log:
+  brokers: [k:9092]
+registry:
+  url: http://r:8081
+worker:
+  group: "bad group"
+  group_session_timeout: 10ms
+`)
+	wantErr(t, got, `pipeline.yaml:6:3: worker.group: "bad group" must match`, `pipeline.yaml:7:3: worker.group_session_timeout: must be at least 1s`)
+
+	p, err := config.Parse("pipeline.yaml", []byte("log:\n  brokers: [k:9092]\nregistry:\n  url: http://r:8081\nworker:\n  group: team\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Worker.Group != "team" || p.Worker.GroupSessionTimeout != 10*time.Second {
+		t.Fatalf("group %q, session timeout %v", p.Worker.Group, p.Worker.GroupSessionTimeout)
+	}
+}

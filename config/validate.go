@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/tributary-cdc/tributary/source"
 )
@@ -100,6 +101,12 @@ func (w *Worker) Validate() error {
 	}
 	if w.FlushInterval <= 0 {
 		errs = append(errs, fieldErr("flush_interval", "must be positive, got %s", w.FlushInterval))
+	}
+	if w.Group != "" && !workerName.MatchString(w.Group) {
+		errs = append(errs, fieldErr("group", "%q must match [a-zA-Z0-9_.-]+", w.Group))
+	}
+	if w.GroupSessionTimeout < time.Second {
+		errs = append(errs, fieldErr("group_session_timeout", "must be at least 1s, got %s", w.GroupSessionTimeout))
 	}
 	return errors.Join(errs...)
 }

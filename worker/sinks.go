@@ -15,6 +15,7 @@ import (
 type openedSink struct {
 	entry  *config.Connector
 	spec   sink.Spec
+	cfg    sink.Config
 	target sink.Target
 }
 
@@ -43,7 +44,7 @@ func openSinks(p *config.Pipeline, log *slog.Logger) ([]openedSink, error) {
 			errs = append(errs, fmt.Errorf("%s (%s): %w", c.Path, c.Name, err))
 			continue
 		}
-		out = append(out, openedSink{entry: c, spec: spec, target: target})
+		out = append(out, openedSink{entry: c, spec: spec, cfg: cfg, target: target})
 	}
 	if len(errs) > 0 {
 		for _, s := range out {
@@ -65,27 +66,35 @@ func sinkDeps(svc *Services, m *sink.Metrics) sink.Deps {
 	}
 }
 
-// startSinks runs each sink in its own goroutine on wg. A failing sink
-// reports on errc (naming the entry and the sink) and cancels the worker,
-// the same way a failing source does.
-func startSinks(ctx context.Context, sinks []openedSink, deps sink.Deps, log *slog.Logger, st *status,
-	wg *sync.WaitGroup, errc chan<- error, cancel context.CancelFunc) {
+// sinkUnits turns sinks into units. The first run uses the target opened
+// (and validated) at start; later runs, after a worker group moved the sink
+// away and back, open a new one because sink.Run closes its target.
+func sinkUnits(sinks []openedSink, deps sink.Deps, log *slog.Logger) []unit {
+	var out []unit
 	for _, s := range sinks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			name, typ := s.entry.Name, s.entry.Type
+		name, typ := s.entry.Name, s.entry.Type
+		first := s.target
+		var mu sync.Mutex
+		out = append(out, unit{name: name, kind: "sink", typ: typ, run: func(ctx context.Context) error {
+			mu.Lock()
+			target := first
+			first = nil
+			mu.Unlock()
+			if target == nil {
+				d, _ := sink.Lookup(typ)
+				t, err := d.Open(name, s.cfg, log.With("sink", name))
+				if err != nil {
+					return fmt.Errorf("%s (%s sink %s): %w", s.entry.Path, typ, name, err)
+				}
+				target = t
+			}
 			d := deps
 			d.Logger = log.With("sink", name)
-			st.set(name, "sink", typ, "running", nil)
-			if err := sink.Run(ctx, s.spec, s.target, d); err != nil {
-				err = fmt.Errorf("%s (%s sink %s): %w", s.entry.Path, typ, name, err)
-				st.set(name, "sink", typ, "failed", err)
-				errc <- err
-				cancel()
-				return
+			if err := sink.Run(ctx, s.spec, target, d); err != nil {
+				return fmt.Errorf("%s (%s sink %s): %w", s.entry.Path, typ, name, err)
 			}
-			st.set(name, "sink", typ, "stopped", nil)
-		}()
+			return nil
+		}})
 	}
+	return out
 }

@@ -173,6 +173,38 @@ func openSources(p *config.Pipeline, log *slog.Logger) ([]openedSource, error) {
 	return out, errors.Join(errs...)
 }
 
+// sourceUnits turns sources into units; see sinkUnits for why later runs
+// open a new connector.
+func sourceUnits(srcs []openedSource, deps source.Deps, log *slog.Logger) []unit {
+	var out []unit
+	for _, s := range srcs {
+		name, typ := s.spec.Name, s.spec.Type
+		first := s.conn
+		var mu sync.Mutex
+		out = append(out, unit{name: name, kind: "source", typ: typ, run: func(ctx context.Context) error {
+			mu.Lock()
+			conn := first
+			first = nil
+			mu.Unlock()
+			if conn == nil {
+				drv, _ := source.Lookup(typ)
+				c, err := drv.Open(name, s.cfg, log.With("source", name))
+				if err != nil {
+					return fmt.Errorf("%s (%s): %w", s.spec.Path, name, err)
+				}
+				if hu, ok := c.(source.HistoryUser); ok {
+					hu.SetHistory(offsets.NewHistory(deps.Client, hu.HistoryTopic()))
+				}
+				conn = c
+			}
+			d := deps
+			d.Logger = log.With("source", name)
+			return source.Run(ctx, name, s.cfg.TopicPrefix(), conn, d)
+		}})
+	}
+	return out
+}
+
 // ConfigError marks errors in the pipeline file, so the CLI exits 2.
 type ConfigError struct{ Err error }
 
@@ -251,24 +283,24 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 		hu.SetHistory(offsets.NewHistory(cl, hu.HistoryTopic()))
 	}
 
-	var wg sync.WaitGroup
-	errc := make(chan error, len(srcs)+len(sinks)+1)
-	startSinks(runCtx, sinks, sinkDeps(svc, sinkMetrics), log, st, &wg, errc, cancel)
-	for _, s := range srcs {
-		wg.Add(1)
+	errc := make(chan error, len(srcs)+len(sinks)+2)
+	sup := &supervisor{ctx: runCtx, log: log, st: st, errc: errc, cancel: cancel, running: map[string]*runningUnit{}}
+	units := append(sourceUnits(srcs, deps, log), sinkUnits(sinks, sinkDeps(svc, sinkMetrics), log)...)
+	if p.Worker.Group == "" {
+		for _, u := range units {
+			sup.start(u)
+		}
+	}
+	groupDone := make(chan struct{})
+	if p.Worker.Group == "" {
+		close(groupDone)
+	} else {
 		go func() {
-			defer wg.Done()
-			d := deps
-			d.Logger = log.With("source", s.spec.Name)
-			st.set(s.spec.Name, "source", s.spec.Type, "running", nil)
-			err := source.Run(runCtx, s.spec.Name, s.cfg.TopicPrefix(), s.conn, d)
-			if err != nil {
-				st.set(s.spec.Name, "source", s.spec.Type, "failed", err)
+			defer close(groupDone)
+			if err := runGroup(runCtx, svc, p.Worker.Group, p.Worker.GroupSessionTimeout, int16(p.Log.ReplicationFactor), units, sup, log); err != nil {
 				errc <- err
 				cancel()
-				return
 			}
-			st.set(s.spec.Name, "source", s.spec.Type, "stopped", nil)
 		}()
 	}
 	httpDone := make(chan struct{})
@@ -283,7 +315,13 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 		case <-runCtx.Done():
 		}
 	}()
-	wg.Wait()
+	if p.Worker.Group != "" {
+		// In a group a worker that owns nothing still waits for work: it
+		// stops only when told to or when something fails.
+		<-runCtx.Done()
+		<-groupDone
+	}
+	sup.wg.Wait()
 	// Every connector has ended (initial_only snapshots end by themselves):
 	// stop the HTTP watcher before closing the channel it may send on.
 	cancel()
