@@ -47,6 +47,27 @@ type streamer struct {
 	// tmeChecked is, per table, the last table map compared with the
 	// schema history (one per table keeps memory flat).
 	tmeChecked map[tableID]*replication.TableMapEvent
+
+	// The hot path reuses these: the codec copies values into the record's
+	// bytes, so nothing downstream keeps them.
+	srcBuf                    []any
+	before, after             []any
+	arena                     arena
+	fileBox, gtidBox, nameBox boxed
+}
+
+// boxed caches a string stored in an interface, so storing the same string
+// again per event costs no allocation.
+type boxed struct {
+	s string
+	v any
+}
+
+func (b *boxed) get(s string) any {
+	if b.v == nil || b.s != s {
+		b.s, b.v = s, s
+	}
+	return b.v
 }
 
 func (c *Connector) newStreamer(r *run, cat *catalog, start position) (*streamer, error) {
@@ -82,13 +103,47 @@ func (s *streamer) syncerConfig() replication.BinlogSyncerConfig {
 		Logger:                  libLogger(s.c.log, s.c.ep.Password),
 		// Events wait here while the log is slow: keep the buffer small so
 		// memory stays bounded.
-		EventCacheCount: 128,
+		EventCacheCount:     128,
+		RowsEventDecodeFunc: (&rowsDecoder{}).decode,
 	}
 	if hb := s.c.cfg.HeartbeatSeconds; hb > 0 {
 		cfg.HeartbeatPeriod = time.Duration(hb) * time.Second
 		cfg.ReadTimeout = time.Duration(3*hb) * time.Second
 	}
 	return cfg
+}
+
+// rowsDecoder decodes rows events as go-mysql does, minus its per-row
+// signedness lookup: go-mysql rebuilds a map of every column's signedness
+// from the table map for each row, the costliest step of parsing a row.
+// Integers then arrive as signed values of their binlog width, and
+// column.intValue reinterprets them for UNSIGNED columns from the schema
+// history, which it does anyway when the server logs no signedness. It runs
+// on the syncer's reading goroutine, which owns it.
+type rowsDecoder struct {
+	orig, bare *replication.TableMapEvent
+}
+
+func (d *rowsDecoder) decode(e *replication.RowsEvent, data []byte) error {
+	pos, err := e.DecodeHeader(data)
+	if err != nil {
+		return err
+	}
+	t := e.Table
+	if t == nil || len(t.SignednessBitmap) == 0 {
+		return e.DecodeData(pos, data)
+	}
+	if d.orig != t {
+		bare := *t
+		bare.SignednessBitmap = nil
+		d.orig, d.bare = t, &bare
+	}
+	// Decode against the copy, then hand the event on with the server's
+	// own table map (the streamer checks it against the schema history).
+	e.Table = d.bare
+	err = e.DecodeData(pos, data)
+	e.Table = t
+	return err
 }
 
 // start opens the binlog dump at s.pos: by GTID set when there is one (it
@@ -438,7 +493,7 @@ func (s *streamer) ddl(ctx context.Context, h *replication.EventHeader, e *repli
 		if !s.r.filter.captured(id.DB, id.Table) {
 			continue
 		}
-		ts, err := s.state(id, at)
+		ts, err := s.state(id, h)
 		if err != nil {
 			return err
 		}
@@ -460,13 +515,13 @@ func clip(s string, n int) string {
 }
 
 // state returns the captured table's encoder at its current shape.
-func (s *streamer) state(id tableID, at string) (*tableState, error) {
+func (s *streamer) state(id tableID, h *replication.EventHeader) (*tableState, error) {
 	if ts, ok := s.r.states[id]; ok {
 		return ts, nil
 	}
 	def, ok := s.cat.tables[id]
 	if !ok {
-		return nil, fmt.Errorf("rows of captured table %s at %s, but the schema history has no shape for it: the history is out of step with the binlog; take a new snapshot", id, at)
+		return nil, fmt.Errorf("rows of captured table %s at %s, but the schema history has no shape for it: the history is out of step with the binlog; take a new snapshot", id, s.at(h))
 	}
 	ts, err := s.r.tableState(id, def)
 	if err != nil {
@@ -476,19 +531,36 @@ func (s *streamer) state(id tableID, at string) (*tableState, error) {
 	return ts, nil
 }
 
+// source fills the streamer's reused source block for an event of table
+// id; callers set MySQLSrcRow per row.
 func (s *streamer) source(h *replication.EventHeader, id tableID, row int) []any {
+	src := s.srcBuf
+	if len(src) != len(s.r.em.srcDef.Fields) {
+		src = make([]any, len(s.r.em.srcDef.Fields))
+		s.srcBuf = src
+	}
+	clear(src)
 	tsMs := int64(h.Timestamp) * 1000
-	src := s.r.em.sourceBlock(id, "false", tsMs)
+	src[schema.SrcVersion] = Version
+	src[schema.SrcConnector] = "mysql"
+	src[schema.SrcName] = s.nameBox.get(s.r.em.name)
+	src[schema.SrcSnapshot] = "false"
+	src[schema.SrcDB] = id.DB
+	src[schema.MySQLSrcTable] = id.Table
 	if s.commitUs > 0 {
 		src[schema.SrcTsMs] = int64(s.commitUs / 1000)
 		src[schema.SrcTsUs] = int64(s.commitUs)
 		src[schema.SrcTsNs] = int64(s.commitUs) * 1000
+	} else {
+		src[schema.SrcTsMs] = tsMs
+		src[schema.SrcTsUs] = tsMs * 1000
+		src[schema.SrcTsNs] = tsMs * 1_000_000
 	}
 	src[schema.MySQLSrcServerID] = int64(h.ServerID)
 	if s.txnGTID != "" {
-		src[schema.MySQLSrcGTID] = s.txnGTID
+		src[schema.MySQLSrcGTID] = s.gtidBox.get(s.txnGTID)
 	}
-	src[schema.MySQLSrcFile] = s.file
+	src[schema.MySQLSrcFile] = s.fileBox.get(s.file)
 	src[schema.MySQLSrcPos] = int64(h.LogPos - h.EventSize)
 	src[schema.MySQLSrcRow] = int32(row)
 	if s.hasThread {
@@ -502,21 +574,20 @@ func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *repl
 	if !s.r.filter.captured(id.DB, id.Table) {
 		return nil
 	}
-	at := fmt.Sprintf("%s:%d", s.file, h.LogPos-h.EventSize)
-	ts, err := s.state(id, at)
+	ts, err := s.state(id, h)
 	if err != nil {
 		return err
 	}
 	if s.tmeChecked[id] != e.Table {
 		if err := checkTableMap(ts, e.Table); err != nil {
-			return fmt.Errorf("at %s: %w", at, err)
+			return fmt.Errorf("at %s: %w", s.at(h), err)
 		}
 		s.tmeChecked[id] = e.Table
 	}
 	for _, sk := range e.SkippedColumns {
 		if len(sk) > 0 {
 			return fmt.Errorf("row event for %s at %s lacks %d of %d columns: the writing session used binlog_row_image other than FULL, so before/after images are incomplete; set binlog_row_image=FULL for every session",
-				id, at, len(sk), len(ts.cols))
+				id, s.at(h), len(sk), len(ts.cols))
 		}
 	}
 	var op schema.Op
@@ -527,35 +598,49 @@ func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *repl
 	case replication.EnumRowsEventTypeUpdate:
 		op, step = schema.OpUpdate, 2
 		if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
-			return fmt.Errorf("partial JSON update of %s at %s: set binlog_row_value_options='' (full JSON images are needed)", id, at)
+			return fmt.Errorf("partial JSON update of %s at %s: set binlog_row_value_options='' (full JSON images are needed)", id, s.at(h))
 		}
 	case replication.EnumRowsEventTypeDelete:
 		op = schema.OpDelete
 	default:
 		return nil
 	}
+	// One processing time per rows event: the rows of one event are read
+	// together.
+	nowUs := time.Now().UnixMicro()
+	src := s.source(h, id, 0)
 	for i := 0; i+step <= len(e.Rows); i += step {
 		var before, after []any
 		switch op {
 		case schema.OpCreate:
-			after, err = ts.rowFromBinlog(e.Rows[i])
+			after, err = ts.rowFromBinlogInto(s.after, e.Rows[i])
+			s.after = after
 		case schema.OpDelete:
-			before, err = ts.rowFromBinlog(e.Rows[i])
+			before, err = ts.rowFromBinlogInto(s.before, e.Rows[i])
+			s.before = before
 		case schema.OpUpdate:
-			if before, err = ts.rowFromBinlog(e.Rows[i]); err == nil {
-				after, err = ts.rowFromBinlog(e.Rows[i+1])
+			if before, err = ts.rowFromBinlogInto(s.before, e.Rows[i]); err == nil {
+				s.before = before
+				after, err = ts.rowFromBinlogInto(s.after, e.Rows[i+1])
+				s.after = after
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("at %s: %w", at, err)
+			return fmt.Errorf("at %s: %w", s.at(h), err)
 		}
-		n, err := s.r.em.emit(ctx, ts, op, before, after, s.source(h, id, i/step))
+		src[schema.MySQLSrcRow] = int32(i / step)
+		n, err := s.r.em.emitWith(ctx, &s.arena, ts, op, before, after, src, nowUs)
 		if err != nil {
 			return err
 		}
 		s.emittedSinceCheckpoint += n
 	}
 	return nil
+}
+
+// at names an event's binlog position in errors.
+func (s *streamer) at(h *replication.EventHeader) string {
+	return fmt.Sprintf("%s:%d", s.file, h.LogPos-h.EventSize)
 }
 
 // commit ends the open transaction: the position moves past it and, when

@@ -42,6 +42,9 @@ type tableState struct {
 	topic   string
 	warned  map[string]bool
 	chunkOK bool // primary key usable for keyset pagination
+	// keyHint and valueHint size the encoding buffers (bytes of the last
+	// key, largest value so far).
+	keyHint, valueHint int
 }
 
 // newTableState compiles def; keyCols overrides a missing primary key.
@@ -136,30 +139,19 @@ func (e *emitter) sourceBlock(id tableID, snapshot string, tsMs int64) []any {
 }
 
 // emit writes one change event (and a tombstone after a delete of a keyed
-// row). An update that changes the key becomes a delete of the old key and
-// a create of the new one, as Debezium does.
+// row) stamped with the current time, its bytes freshly allocated.
 func (e *emitter) emit(ctx context.Context, ts *tableState, op schema.Op, before, after []any, src []any) (int, error) {
+	return e.emitWith(ctx, nil, ts, op, before, after, src, time.Now().UnixMicro())
+}
+
+// emitWith writes one change event (and a tombstone after a delete of a
+// keyed row) with processing time nowUs. Key and value bytes are carved from
+// a when it is not nil (a belongs to the calling goroutine). An update that
+// changes the key becomes a delete of the old key and a create of the new
+// one, as Debezium does.
+func (e *emitter) emitWith(ctx context.Context, a *arena, ts *tableState, op schema.Op, before, after []any, src []any, nowUs int64) (int, error) {
 	if err := e.prepare(ctx, ts); err != nil {
 		return 0, err
-	}
-	now := time.Now().UnixMicro()
-	if op == schema.OpUpdate && len(ts.keyIdx) > 0 {
-		oldKey, err := ts.codec.AppendKey(nil, before)
-		if err != nil {
-			return 0, fmt.Errorf("table %s: encoding key: %w", ts.id, err)
-		}
-		newKey, err := ts.codec.AppendKey(nil, after)
-		if err != nil {
-			return 0, fmt.Errorf("table %s: encoding key: %w", ts.id, err)
-		}
-		if !bytes.Equal(oldKey, newKey) {
-			n1, err := e.emit(ctx, ts, schema.OpDelete, before, nil, src)
-			if err != nil {
-				return n1, err
-			}
-			n2, err := e.emit(ctx, ts, schema.OpCreate, nil, after, src)
-			return n1 + n2, err
-		}
 	}
 	row := after
 	if row == nil {
@@ -172,15 +164,37 @@ func (e *emitter) emit(ctx context.Context, ts *tableState, op schema.Op, before
 	}
 	var key []byte
 	var err error
-	if row != nil {
-		if key, err = ts.codec.AppendKey(nil, row); err != nil {
+	if row != nil && len(ts.keyIdx) > 0 {
+		if key, err = ts.codec.AppendKey(a.dst(ts.keyHint), row); err != nil {
 			return 0, fmt.Errorf("table %s: encoding key: %w", ts.id, err)
 		}
+		key = a.keep(key)
+		ts.keyHint = len(key)
+		if op == schema.OpUpdate && before != nil {
+			// The old key goes to a scratch buffer: it is only compared.
+			oldKey, err := ts.codec.AppendKey(a.scratchBuf(), before)
+			if err != nil {
+				return 0, fmt.Errorf("table %s: encoding key: %w", ts.id, err)
+			}
+			if a != nil {
+				a.scratch = oldKey
+			}
+			if !bytes.Equal(oldKey, key) {
+				n1, err := e.emitWith(ctx, a, ts, schema.OpDelete, before, nil, src, nowUs)
+				if err != nil {
+					return n1, err
+				}
+				n2, err := e.emitWith(ctx, a, ts, schema.OpCreate, nil, after, src, nowUs)
+				return n1 + n2, err
+			}
+		}
 	}
-	val, err := ts.codec.AppendEnvelope(nil, &schema.Envelope{Op: op, Before: before, After: after, Source: src, TsUs: now})
+	val, err := ts.codec.AppendEnvelope(a.dst(ts.valueHint), &schema.Envelope{Op: op, Before: before, After: after, Source: src, TsUs: nowUs})
 	if err != nil {
 		return 0, fmt.Errorf("table %s: encoding %c event: %w", ts.id, op, err)
 	}
+	val = a.keep(val)
+	ts.valueHint = max(ts.valueHint, len(val))
 	if err := e.rt.Emit(ctx, source.Record{Topic: ts.topic, Key: key, Value: val}); err != nil {
 		return 0, err
 	}
@@ -191,6 +205,56 @@ func (e *emitter) emit(ctx context.Context, ts *tableState, op schema.Op, before
 		return 2, nil
 	}
 	return 1, nil
+}
+
+// arena hands out the bytes of records from large chunks, so encoding an
+// event costs no allocation of its own. A chunk lives until the log has
+// acknowledged every record carved from it: records are acknowledged
+// roughly in order, so memory stays within the in-flight bound plus one
+// chunk. An arena belongs to one goroutine. A nil arena allocates.
+type arena struct {
+	buf []byte
+	// scratch is reused for bytes that are not kept.
+	scratch []byte
+}
+
+const arenaChunk = 128 << 10
+
+func (a *arena) scratchBuf() []byte {
+	if a == nil {
+		return nil
+	}
+	return a.scratch[:0]
+}
+
+// dst returns an empty slice with room for at least hint bytes (plus some
+// slack); appending past it reallocates, which keep detects.
+func (a *arena) dst(hint int) []byte {
+	if a == nil {
+		if hint <= 0 {
+			return nil
+		}
+		return make([]byte, 0, hint+hint/4+16)
+	}
+	need := hint + hint/4 + 16
+	if cap(a.buf)-len(a.buf) < need {
+		a.buf = make([]byte, 0, max(arenaChunk, 4*need))
+	}
+	return a.buf[len(a.buf):len(a.buf)]
+}
+
+// keep claims b, which was appended to the last dst: when it still lies in
+// the chunk the chunk moves past it. The result's capacity is its length,
+// so nobody appends over the next record.
+func (a *arena) keep(b []byte) []byte {
+	if a == nil || len(b) == 0 {
+		return b
+	}
+	n := len(a.buf)
+	if cap(a.buf)-n >= len(b) && &a.buf[n : n+1][0] == &b[0] {
+		a.buf = a.buf[:n+len(b)]
+	}
+	return b[:len(b):len(b)]
 }
 
 // rowFromText converts a snapshot row into Go values.
@@ -208,11 +272,21 @@ func (ts *tableState) rowFromText(vals []textValue) ([]any, error) {
 
 // rowFromBinlog converts a binlog row image into Go values.
 func (ts *tableState) rowFromBinlog(vals []any) ([]any, error) {
+	return ts.rowFromBinlogInto(nil, vals)
+}
+
+// rowFromBinlogInto converts a binlog row image into Go values, reusing
+// dst's backing array when it is large enough.
+func (ts *tableState) rowFromBinlogInto(dst []any, vals []any) ([]any, error) {
 	if len(vals) != len(ts.cols) {
 		return nil, fmt.Errorf("table %s: binlog row has %d columns but the schema history knows %d (%s)",
 			ts.id, len(vals), len(ts.cols), columnNames(ts.def))
 	}
-	row := make([]any, len(ts.cols))
+	row := dst[:0]
+	if cap(row) < len(ts.cols) {
+		row = make([]any, len(ts.cols))
+	}
+	row = row[:len(ts.cols)]
 	for i := range ts.cols {
 		v, err := ts.cols[i].fromBinlog(vals[i])
 		if err != nil {

@@ -231,7 +231,19 @@ func (c *column) intValue(signed int64, isUnsigned bool, u uint64) any {
 	if c.unsigned && !isUnsigned {
 		// The binlog decoder saw no signedness metadata: reinterpret the
 		// two's complement bits at the column's width.
-		width := map[kind]uint{kTinyInt: 8, kSmallInt: 16, kMediumInt: 24, kInt: 32, kBigInt: 64}[c.kind]
+		var width uint
+		switch c.kind {
+		case kTinyInt:
+			width = 8
+		case kSmallInt:
+			width = 16
+		case kMediumInt:
+			width = 24
+		case kInt:
+			width = 32
+		default:
+			width = 64
+		}
 		u = uint64(signed)
 		if width < 64 {
 			u &= 1<<width - 1
@@ -449,6 +461,28 @@ func asBytes(v any) ([]byte, bool) {
 func (c *column) fromBinlog(v any) (any, error) {
 	if v == nil {
 		return nil, nil
+	}
+	// Values that already have the column's Go type pass through as they
+	// are: no conversion, no new interface value.
+	switch x := v.(type) {
+	case int64:
+		if c.kind == kBigInt && !c.unsigned {
+			return v, nil
+		}
+	case int32:
+		if c.kind == kInt && !c.unsigned {
+			return v, nil
+		}
+	case float64:
+		if c.kind == kDouble {
+			return v, nil
+		}
+	case string:
+		if c.kind == kString && c.dec == nil && (!c.unknownCharset || utf8.ValidString(x)) {
+			// go-mysql's string aliases the event's own buffer, which is
+			// not reused: the value is read before the event is dropped.
+			return v, nil
+		}
 	}
 	switch c.kind {
 	case kTinyInt, kSmallInt, kMediumInt, kInt, kBigInt:

@@ -37,6 +37,14 @@ type opts struct {
 	snapshotRows int
 	out          string
 	keep         bool
+	// pprofDir, when set, receives a CPU profile of the worker taken from
+	// its first event on (drain.pprof, snapshot.pprof).
+	pprofDir     string
+	pprofSeconds int
+	skipDrain    bool
+	skipSnapshot bool
+	// logExtra is extra YAML of the log section, for experiments only.
+	logExtra string
 }
 
 type row struct {
@@ -62,6 +70,11 @@ func main() {
 	flag.IntVar(&o.snapshotRows, "snapshot-rows", 2_000_000, "rows of the snapshot table")
 	flag.StringVar(&o.out, "out", "bin/bench-results.md", "append the result table here (empty: don't)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the bench database and work folder")
+	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the worker (from its first event) into this folder")
+	flag.IntVar(&o.pprofSeconds, "pprof-seconds", 3, "length of each CPU profile")
+	flag.StringVar(&o.logExtra, "log-extra", "", "extra settings of the log section, e.g. 'compression: lz4,sync_writes: false' (for experiments; the measured run uses the defaults)")
+	flag.BoolVar(&o.skipDrain, "skip-drain", false, "skip the binlog drain measure")
+	flag.BoolVar(&o.skipSnapshot, "skip-snapshot", false, "skip the snapshot measure")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench mysql:", err)
@@ -115,13 +128,17 @@ func run(ctx context.Context, o opts) error {
 
 	start := time.Now()
 	var errs []error
-	if err := b.drain(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("binlog drain: %w", err))
-		b.logf("binlog drain FAILED: %v", err)
+	if !o.skipDrain {
+		if err := b.drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("binlog drain: %w", err))
+			b.logf("binlog drain FAILED: %v", err)
+		}
 	}
-	if err := b.snapshot(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("snapshot: %w", err))
-		b.logf("snapshot FAILED: %v", err)
+	if !o.skipSnapshot {
+		if err := b.snapshot(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("snapshot: %w", err))
+			b.logf("snapshot FAILED: %v", err)
+		}
 	}
 	b.notes = append(b.notes, fmt.Sprintf("whole MySQL bench: %s; server %s", time.Since(start).Round(time.Second), b.serverVersion(ctx)))
 	table := b.render()
@@ -290,7 +307,7 @@ func (b *bench) drain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rate, el, whole, derr := drain(ctx, p, int64(n), 5*time.Minute)
+	rate, el, whole, derr := b.measure(ctx, p, int64(n), "drain")
 	rss, herr := p.stop()
 	if derr != nil {
 		return derr
@@ -410,7 +427,7 @@ func (b *bench) snapshot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rate, el, whole, derr := drain(ctx, p, int64(n), 5*time.Minute)
+	rate, el, whole, derr := b.measure(ctx, p, int64(n), "snapshot")
 	rss, herr := p.stop()
 	if derr != nil {
 		return derr
@@ -435,10 +452,16 @@ func (b *bench) snapshot(ctx context.Context) error {
 
 func (b *bench) pipeline(name string, base int, table, snapshot string) string {
 	host, port, _ := net.SplitHostPort(b.cfg.Addr)
+	var extra string
+	for _, kv := range strings.Split(b.o.logExtra, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			extra += "  " + kv + "\n"
+		}
+	}
 	return fmt.Sprintf(`log:
   data_dir: %s
   listen: 127.0.0.1:%d
-registry:
+%sregistry:
   listen: 127.0.0.1:%d
 worker:
   http: 127.0.0.1:%d
@@ -452,7 +475,7 @@ sources:
     tables: [%s.%s]
     topic_prefix: bench%s%s
     snapshot: %s
-`, filepath.Join(b.work, name, "log"), base, base+1, base+2, name, b.runID, host, port, b.cfg.User, b.db, table, name, b.runID, snapshot)
+`, filepath.Join(b.work, name, "log"), base, extra, base+1, base+2, name, b.runID, host, port, b.cfg.User, b.db, table, name, b.runID, snapshot)
 }
 
 // basePort picks a port block below the ephemeral range, varying per run so
@@ -461,6 +484,7 @@ func basePort() int { return 21000 + rand.IntN(300)*30 }
 
 type proc struct {
 	cmd     *exec.Cmd
+	http    string
 	metrics string
 	done    chan struct{}
 	started time.Time
@@ -492,7 +516,7 @@ func (b *bench) startTributary(ctx context.Context, name, yaml string, httpPort 
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", b.bin, err)
 	}
-	p := &proc{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort), done: make(chan struct{}), logPath: logPath, started: time.Now()}
+	p := &proc{cmd: cmd, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", httpPort), http: fmt.Sprintf("http://127.0.0.1:%d", httpPort), done: make(chan struct{}), logPath: logPath, started: time.Now()}
 	go func() {
 		p.waitErr = cmd.Wait()
 		logf.Close()
@@ -590,9 +614,75 @@ func produced(ctx context.Context, metricsURL string) (int64, error) {
 	return int64(sum), sc.Err()
 }
 
+// measure runs drain and, with -pprof, a CPU profile of the worker from its
+// first event on.
+func (b *bench) measure(ctx context.Context, p *proc, target int64, name string) (float64, time.Duration, time.Duration, error) {
+	var onFirst func()
+	var profDone chan struct{}
+	if b.o.pprofDir != "" {
+		profDone = make(chan struct{})
+		onFirst = func() {
+			go func() {
+				defer close(profDone)
+				if err := b.profile(ctx, p, name); err != nil {
+					b.logf("%s: CPU profile: %v", name, err)
+				}
+			}()
+		}
+	}
+	rate, el, whole, err := drain(ctx, p, target, 5*time.Minute, onFirst)
+	if profDone != nil && err == nil {
+		select {
+		case <-profDone:
+		case <-time.After(time.Duration(b.o.pprofSeconds+5) * time.Second):
+		}
+	}
+	return rate, el, whole, err
+}
+
+func (b *bench) profile(ctx context.Context, p *proc, name string) error {
+	if err := os.MkdirAll(b.o.pprofDir, 0o755); err != nil {
+		return err
+	}
+	// An execution trace of the first second shows which goroutine waits
+	// for which.
+	traceDone := make(chan struct{})
+	go func() {
+		defer close(traceDone)
+		if err := b.fetch(ctx, p.http+"/debug/pprof/trace?seconds=1", filepath.Join(b.o.pprofDir, name+".trace")); err != nil {
+			b.logf("%s: trace: %v", name, err)
+		}
+	}()
+	defer func() { <-traceDone }()
+	return b.fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.http, b.o.pprofSeconds), filepath.Join(b.o.pprofDir, name+".pprof"))
+}
+
+func (b *bench) fetch(ctx context.Context, url, path string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := (&http.Client{Timeout: time.Duration(b.o.pprofSeconds+10) * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	b.logf("%s written", path)
+	return f.Close()
+}
+
 // drain polls the metrics every 50 ms until target events were produced and
-// returns the rate from the first observed event to target.
-func drain(ctx context.Context, p *proc, target int64, timeout time.Duration) (rate float64, elapsed, sinceStart time.Duration, err error) {
+// returns the rate from the first observed event to target. onFirst, when
+// set, runs once when the first event is seen.
+func drain(ctx context.Context, p *proc, target int64, timeout time.Duration, onFirst func()) (rate float64, elapsed, sinceStart time.Duration, err error) {
 	deadline := time.Now().Add(timeout)
 	var t0 time.Time
 	var c0 int64
@@ -617,6 +707,9 @@ func drain(ctx context.Context, p *proc, target int64, timeout time.Duration) (r
 		now := time.Now()
 		if n > 0 && t0.IsZero() {
 			t0, c0 = now, n
+			if onFirst != nil {
+				onFirst()
+			}
 		}
 		if n >= target {
 			el := now.Sub(t0)
