@@ -122,27 +122,7 @@ func (c *Codec) AppendEnvelope(dst []byte, e *Envelope) ([]byte, error) {
 			return dst[:start], c.fill(err, "source")
 		}
 	}
-	if e.Txn == nil {
-		dst = append(dst, 0)
-	} else {
-		dst = append(dst, 2)
-		dst = appendVarint(dst, int64(len(e.Txn.ID)))
-		dst = append(dst, e.Txn.ID...)
-		dst = appendVarint(dst, e.Txn.TotalOrder)
-		dst = appendVarint(dst, e.Txn.DataCollectionOrder)
-	}
-	dst = append(dst, 2, byte(e.Op)) // string of length 1
-	ms := e.TsUs / 1000
-	if e.TsUs%1000 < 0 {
-		ms-- // floor, as Instant.toEpochMilli
-	}
-	dst = append(dst, 2)
-	dst = appendVarint(dst, ms)
-	dst = append(dst, 2)
-	dst = appendVarint(dst, e.TsUs)
-	dst = append(dst, 2)
-	dst = appendVarint(dst, e.TsUs*1000)
-	return dst, nil
+	return c.appendTxnOpTs(dst, e), nil
 }
 
 func (c *Codec) appendImage(dst []byte, row []any, part string) ([]byte, error) {

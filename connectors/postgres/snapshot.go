@@ -60,6 +60,7 @@ type snapTable struct {
 	shape *shape
 	codec *schema.Codec
 	pk    []int // indexes of the primary-key columns, empty for one full COPY
+	plan  snapPlan
 
 	rows    atomic.Int64
 	started atomic.Int64 // unix nanos, 0 before
@@ -72,6 +73,9 @@ type snapTable struct {
 // snapBatch is what workers hand to the emitting goroutine.
 type snapBatch struct {
 	recs []source.Record
+	// recsBuf is where recs came from; the emitter returns it to
+	// snapRecsPool once emitted.
+	recsBuf *[]source.Record
 	// tableDone is set on the last batch of a table; lastTrue and lastLast
 	// are its final row encoded with source.snapshot "true" and "last"
 	// (nil for an empty table).
@@ -232,10 +236,23 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		if wctx.Err() != nil {
 			continue // drain so the workers can exit
 		}
-		for _, r := range b.recs {
-			if !emit(r) {
-				break
+		if be, ok := rt.(source.BatchEmitter); ok {
+			if err := be.EmitBatch(wctx, b.recs); err != nil {
+				fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
+			} else {
+				emitted += int64(len(b.recs))
 			}
+		} else {
+			for _, r := range b.recs {
+				if !emit(r) {
+					break
+				}
+			}
+		}
+		if b.recsBuf != nil {
+			clear(b.recs) // drop the references to the records' bytes
+			*b.recsBuf = b.recs[:0]
+			snapRecsPool.Put(b.recsBuf)
 		}
 		if b.tableDone == nil || b.lastTrue == nil || wctx.Err() != nil {
 			continue
@@ -300,7 +317,7 @@ func (c *connector) snapTable(ctx context.Context, rt source.Runtime, ct *catalo
 	if err != nil {
 		return nil, fmt.Errorf("postgres: table %s: schema: %w", ct.ID, err)
 	}
-	st := &snapTable{ct: ct, shape: sh, codec: codec}
+	st := &snapTable{ct: ct, shape: sh, codec: codec, plan: newSnapPlan(sh, codec, cat)}
 	for _, name := range ct.PK {
 		i, _ := ct.column(name)
 		st.pk = append(st.pk, i)
@@ -604,7 +621,7 @@ func (w *snapWorker) dispatch() error {
 var errSnapshotStopped = errors.New("snapshot stopped")
 
 // snapEncoder decodes and encodes blocks of any table. Several run at once;
-// decoders and Codecs keep no state between calls, so they are shared.
+// plans and Codecs keep no state between calls, so they are shared.
 type snapEncoder struct {
 	out    chan<- snapBatch
 	lsn    pglogrepl.LSN
@@ -612,9 +629,15 @@ type snapEncoder struct {
 	seq    string // source.sequence, the same for every snapshot row
 	src    []any
 	fields [][]byte
-	row    []any
 	slab   recordSlab
-	tsUs   int64
+	// val is the row's value up to the end of its after image; spans
+	// locate each column's bytes in it, for the key.
+	val   []byte
+	spans [][2]int
+	// The envelope after the after image (source, transaction, op,
+	// timestamps) is the same for every row of a block but for
+	// source.snapshot: encoded once per block for "true" and "last".
+	tailTrue, tailLast []byte
 	// source.snapshot values, boxed once: storing a string variable in an
 	// interface allocates on every row.
 	snapTrue, snapLast any
@@ -623,6 +646,25 @@ type snapEncoder struct {
 func (c *connector) newSnapEncoder(out chan<- snapBatch, lsn pglogrepl.LSN, txid int64) *snapEncoder {
 	return &snapEncoder{out: out, lsn: lsn, txid: txid, src: c.sourceValues(), snapTrue: "true", snapLast: "last",
 		seq: `[null,"` + strconv.FormatUint(uint64(lsn), 10) + `"]`}
+}
+
+// snapPlan is how the encoders write one table's rows: straight from the
+// COPY text into Avro, column by column, with an appender for the common
+// types and the column's decoder plus the codec for the others.
+type snapPlan struct {
+	appenders []pgtypeAppender // nil entries use the decoder
+	optional  []bool
+	valueIdx  []byte // union index of an optional column's value branch
+}
+
+func newSnapPlan(sh *shape, codec *schema.Codec, cat pgtypeCatalog) snapPlan {
+	n := len(sh.cols)
+	p := snapPlan{appenders: make([]pgtypeAppender, n), optional: make([]bool, n), valueIdx: make([]byte, n)}
+	for i, c := range sh.cols {
+		p.appenders[i] = pgtypeAppenderFor(c.TypeOID, c.TypMod, cat)
+		p.optional[i], _, p.valueIdx[i] = codec.ColumnUnion(i)
+	}
+	return p
 }
 
 // run encodes blocks until jobs is closed or ctx ends.
@@ -644,57 +686,61 @@ func (e *snapEncoder) run(ctx context.Context, jobs <-chan *snapBlock) error {
 	return nil
 }
 
+// snapRecsPool recycles the record slices of batches once emitted (Emit
+// copies what it keeps).
+var snapRecsPool = sync.Pool{New: func() any { s := make([]source.Record, 0, snapBatchRecords); return &s }}
+
 func (e *snapEncoder) block(b *snapBlock) (snapBatch, error) {
 	t := b.t
-	n := len(t.shape.cols)
-	if len(e.row) != n {
-		e.row = make([]any, n)
-	}
 	e.src[schema.PGSrcSchema] = t.ct.ID.Schema
 	e.src[schema.PGSrcTable] = t.ct.ID.Name
 	e.src[schema.PGSrcTxID] = e.txid
 	e.src[schema.PGSrcLSN] = int64(e.lsn)
 	e.src[schema.PGSrcXmin] = nil
 	e.src[schema.SrcSequence] = e.seq
-	// The read time, taken once per block: boxing three timestamps per row
-	// costs more than the precision is worth.
+	// The read time, taken once per block: it is part of the block's
+	// constant tail.
 	now := time.Now()
-	e.tsUs = now.UnixMicro()
+	tsUs := now.UnixMicro()
 	e.src[schema.SrcTsMs] = now.UnixMilli()
-	e.src[schema.SrcTsUs] = e.tsUs
+	e.src[schema.SrcTsUs] = tsUs
 	e.src[schema.SrcTsNs] = now.UnixNano()
+	env := schema.Envelope{Op: schema.OpRead, Source: e.src, TsUs: tsUs}
+	var err error
+	e.src[schema.SrcSnapshot] = e.snapTrue
+	if e.tailTrue, err = t.codec.AppendTail(e.tailTrue[:0], &env); err != nil {
+		return snapBatch{}, fmt.Errorf("postgres: snapshot of table %s: encode snapshot row: %w", t.ct.ID, err)
+	}
+	if b.final {
+		e.src[schema.SrcSnapshot] = e.snapLast
+		if e.tailLast, err = t.codec.AppendTail(e.tailLast[:0], &env); err != nil {
+			return snapBatch{}, fmt.Errorf("postgres: snapshot of table %s: encode snapshot row: %w", t.ct.ID, err)
+		}
+	}
 
-	out := snapBatch{recs: make([]source.Record, 0, len(b.ends))}
+	recs := snapRecsPool.Get().(*[]source.Record)
+	out := snapBatch{recs: (*recs)[:0], recsBuf: recs}
 	start := 0
 	for i, end := range b.ends {
-		if err := e.decode(t, b.raw[start:end]); err != nil {
+		if err := e.row(t, b.raw[start:end]); err != nil {
 			return out, err
 		}
 		start = end
 		if b.final && i == len(b.ends)-1 {
-			rt, err := e.encode(t, e.snapTrue)
-			if err != nil {
-				return out, err
-			}
-			rl, err := e.encode(t, e.snapLast)
-			if err != nil {
-				return out, err
-			}
+			rt := e.record(t, e.tailTrue)
+			rl := e.record(t, e.tailLast)
 			out.tableDone, out.lastTrue, out.lastLast = t, &rt, &rl
 			break
 		}
-		rec, err := e.encode(t, e.snapTrue)
-		if err != nil {
-			return out, err
-		}
-		out.recs = append(out.recs, rec)
+		out.recs = append(out.recs, e.record(t, e.tailTrue))
 	}
 	t.rows.Add(int64(len(b.ends)))
 	return out, nil
 }
 
-// decode splits and decodes one raw row (in place) into e.row.
-func (e *snapEncoder) decode(t *snapTable, line []byte) error {
+// row splits one raw row (decoding escapes in place) and writes its value
+// up to the end of the after image into e.val.
+func (e *snapEncoder) row(t *snapTable, line []byte) error {
 	var err error
 	e.fields, err = copySplitRow(line, e.fields[:0])
 	if err != nil {
@@ -703,28 +749,61 @@ func (e *snapEncoder) decode(t *snapTable, line []byte) error {
 	if len(e.fields) != len(t.shape.cols) {
 		return fmt.Errorf("postgres: snapshot of table %s: COPY row has %d fields, want %d", t.ct.ID, len(e.fields), len(t.shape.cols))
 	}
+	if len(e.spans) < len(e.fields) {
+		e.spans = make([][2]int, len(e.fields))
+	}
+	p := &t.plan
+	v := t.codec.AppendAfterHead(e.val[:0])
 	for i, f := range e.fields {
-		if f == nil {
-			e.row[i] = nil
-			continue
+		start := len(v)
+		switch {
+		case f == nil:
+			v, err = t.codec.AppendColumn(v, i, nil)
+		case p.appenders[i] != nil:
+			if p.optional[i] {
+				v = append(v, p.valueIdx[i])
+			}
+			v, err = p.appenders[i](v, f)
+		default:
+			var x any
+			if x, err = t.shape.decoders[i](f); err == nil {
+				v, err = t.codec.AppendColumn(v, i, x)
+			}
 		}
-		v, err := t.shape.decoders[i](f)
 		if err != nil {
+			e.val = v
 			return fmt.Errorf("postgres: snapshot of table %s column %s: value %s: %w", t.ct.ID, t.shape.cols[i].Name, clip(f), err)
 		}
-		e.row[i] = v
+		e.spans[i] = [2]int{start, len(v)}
 	}
+	e.val = v
 	return nil
 }
 
-func (e *snapEncoder) encode(t *snapTable, snap any) (source.Record, error) {
-	e.src[schema.SrcSnapshot] = snap
-	env := schema.Envelope{Op: schema.OpRead, After: e.row, Source: e.src, TsUs: e.tsUs}
-	rec, err := e.slab.encode(t.codec, t.shape.table.Topic, e.row, &env)
-	if err != nil {
-		return rec, fmt.Errorf("postgres: snapshot of table %s: encode snapshot row: %w", t.ct.ID, err)
+// record copies the row in e.val with the given tail, and its key, into
+// the slab.
+func (e *snapEncoder) record(t *snapTable, tail []byte) source.Record {
+	keyCols := t.codec.KeyColumns()
+	klen := 0
+	if len(keyCols) > 0 {
+		klen = len(t.codec.AppendKeyHeader(nil)) // constant; cheap
+		for _, k := range keyCols {
+			klen += e.spans[k][1] - e.spans[k][0]
+		}
 	}
-	return rec, nil
+	vlen := len(e.val) + len(tail)
+	buf := e.slab.alloc(klen + vlen)
+	rec := source.Record{Topic: t.shape.table.Topic}
+	if len(keyCols) > 0 {
+		k := t.codec.AppendKeyHeader(buf[:0])
+		for _, c := range keyCols {
+			k = append(k, e.val[e.spans[c][0]:e.spans[c][1]]...)
+		}
+		rec.Key = k[:klen:klen]
+	}
+	v := append(append(buf[klen:klen], e.val...), tail...)
+	rec.Value = v[:vlen:vlen]
+	return rec
 }
 
 // snapSlabBytes is the size of the blocks snapshot records are carved from.
@@ -740,6 +819,20 @@ const (
 // from it is acknowledged, which the in-flight bound already limits.
 type recordSlab struct {
 	free []byte // unused tail of the current block
+}
+
+// alloc returns n bytes of the current block (a new block when the tail
+// is too short), with exactly n bytes of capacity.
+func (s *recordSlab) alloc(n int) []byte {
+	if cap(s.free) < n {
+		s.free = make([]byte, 0, max(snapSlabBytes, n))
+	}
+	b := s.free[:n:n]
+	s.free = s.free[n:n:cap(s.free)]
+	if cap(s.free) < snapSlabMinTail {
+		s.free = nil
+	}
+	return b
 }
 
 func (s *recordSlab) encode(codec *schema.Codec, topic string, keyRow []any, env *schema.Envelope) (source.Record, error) {

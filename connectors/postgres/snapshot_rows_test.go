@@ -39,7 +39,7 @@ func newUnitSnapshot(tb testing.TB, encoders int) *unitSnapshot {
 	}
 	u := &unitSnapshot{
 		t: &snapTable{ct: &catalogTable{ID: id, PK: []string{"id"}, Columns: []catalogColumn{{Name: "id", TypeName: "bigint"}, {Name: "payload", TypeName: "text"}}},
-			shape: sh, codec: codec, pk: []int{0}},
+			shape: sh, codec: codec, pk: []int{0}, plan: newSnapPlan(sh, codec, pgtypeMapCatalog{})},
 		jobs: make(chan *snapBlock, encoders),
 		out:  make(chan snapBatch, 2*encoders),
 		errs: make(chan error, encoders),

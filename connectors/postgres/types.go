@@ -16,6 +16,7 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -1926,4 +1927,107 @@ func pgtypeClip(b []byte) string {
 		return string(b[:64]) + "..."
 	}
 	return string(b)
+}
+
+// ---- direct Avro appenders (bulk reads) ----
+
+// pgtypeAppender appends the Avro value encoding (without the union index of
+// an optional column) of one non-null value in PostgreSQL text format: the
+// very bytes its decoder's Go value encodes to, written without the Go
+// value, so a snapshot row allocates nothing per column. It never retains
+// text.
+type pgtypeAppender func(dst, text []byte) ([]byte, error)
+
+// pgtypeAppenderFor returns the appender of a column type, or nil when the
+// type has none and goes through its decoder. Only types whose decoder is
+// a plain parse have one: booleans, integers, floats and the types sent as
+// their text unchanged (text, varchar, json, uuid, ... and unmapped types).
+func pgtypeAppenderFor(oid uint32, typmod int32, info pgtypeCatalog) pgtypeAppender {
+	ct := pgtypeResolve(oid, typmod, info)
+	switch ct.Root {
+	case pgxtype.BoolOID:
+		return pgtypeAppendBool
+	case pgxtype.Int2OID:
+		return pgtypeAppendInt16
+	case pgxtype.Int4OID:
+		return pgtypeAppendInt32
+	case pgxtype.Int8OID, pgxtype.OIDOID:
+		return pgtypeAppendInt64
+	case pgxtype.Float4OID:
+		return pgtypeAppendFloat32
+	case pgxtype.Float8OID:
+		return pgtypeAppendFloat64
+	case pgxtype.TextOID, pgxtype.VarcharOID, pgxtype.BPCharOID, pgxtype.NameOID, pgxtype.QCharOID,
+		pgxtype.InetOID, pgxtype.CIDROID, pgxtype.MacaddrOID, pgxtype.Macaddr8OID,
+		pgxtype.Int4rangeOID, pgxtype.Int8rangeOID, pgxtype.NumrangeOID,
+		pgxtype.TsrangeOID, pgxtype.TstzrangeOID, pgxtype.DaterangeOID,
+		pgxtype.JSONOID, pgxtype.JSONBOID, pgxtype.XMLOID, pgxtype.UUIDOID, pgxtype.TSVectorOID:
+		return pgtypeAppendText
+	}
+	if pgtypeBuiltinArrayElem(ct.Root) != 0 {
+		return nil
+	}
+	if ti, ok := pgtypeCatalogInfo(info, ct.Root); ok && ti.Type == 'b' && (ti.Name == "citext" || ti.Name == "ltree") {
+		return pgtypeAppendText
+	}
+	if _, _, known := pgtypeBuild(ct.Root, ct.RootTypmod, info, 0); !known {
+		return pgtypeAppendText // unmapped: sent as its text form
+	}
+	return nil
+}
+
+func pgtypeAppendText(dst, b []byte) ([]byte, error) {
+	return append(schema.AppendLong(dst, int64(len(b))), b...), nil
+}
+
+func pgtypeAppendBool(dst, b []byte) ([]byte, error) {
+	if len(b) == 1 {
+		switch b[0] {
+		case 't':
+			return append(dst, 1), nil
+		case 'f':
+			return append(dst, 0), nil
+		}
+	}
+	return dst, fmt.Errorf("invalid boolean %q", b)
+}
+
+func pgtypeAppendInt16(dst, b []byte) ([]byte, error) {
+	n, err := pgtypeParseInt(b, 16)
+	if err != nil {
+		return dst, err
+	}
+	return schema.AppendLong(dst, n), nil
+}
+
+func pgtypeAppendInt32(dst, b []byte) ([]byte, error) {
+	n, err := pgtypeParseInt(b, 32)
+	if err != nil {
+		return dst, err
+	}
+	return schema.AppendLong(dst, n), nil
+}
+
+func pgtypeAppendInt64(dst, b []byte) ([]byte, error) {
+	n, err := pgtypeParseInt(b, 64)
+	if err != nil {
+		return dst, err
+	}
+	return schema.AppendLong(dst, n), nil
+}
+
+func pgtypeAppendFloat32(dst, b []byte) ([]byte, error) {
+	f, err := pgtypeParseFloat(b, 32)
+	if err != nil {
+		return dst, err
+	}
+	return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f))), nil
+}
+
+func pgtypeAppendFloat64(dst, b []byte) ([]byte, error) {
+	f, err := pgtypeParseFloat(b, 64)
+	if err != nil {
+		return dst, err
+	}
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f)), nil
 }
