@@ -34,6 +34,9 @@ type opts struct {
 	only         string
 	out          string
 	keep         bool
+	profile      string
+	profileSecs  int
+	logExtra     string
 }
 
 // row is one line of the result table.
@@ -64,6 +67,9 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: stream,kafka,snapshot,latency")
 	flag.StringVar(&o.out, "out", "bin/bench-results.md", "also write the result table here (empty: don't)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the bench databases and work folder")
+	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the tributary worker during the snapshot run to this file (an execution trace if it ends in .trace)")
+	flag.StringVar(&o.logExtra, "snapshot-log", "", "extra settings of the log section in the snapshot run, e.g. 'compression: lz4,sync_writes: false'; variants separated by ';' snapshot the same table one after the other (for experiments; the default run uses the defaults)")
+	flag.IntVar(&o.profileSecs, "profile-seconds", 5, "length of the -profile CPU profile, from the first produced event")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -256,7 +262,7 @@ type proc struct {
 	stderr  *os.File
 }
 
-func (b *bench) startTributary(ctx context.Context, name, yaml, httpAddr string) (*proc, error) {
+func (b *bench) startTributary(ctx context.Context, name, yaml, httpAddr string, env ...string) (*proc, error) {
 	dir := filepath.Join(b.work, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -273,6 +279,9 @@ func (b *bench) startTributary(ctx context.Context, name, yaml, httpAddr string)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Dir = dir
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	if err := cmd.Start(); err != nil {
