@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -475,54 +476,61 @@ func (c *Connector) readTable(ctx context.Context, r *run, conn *client.Conn, ts
 	from := " FROM " + quoteIdent(ts.id.DB) + "." + quoteIdent(ts.id.Table)
 	sel := "SELECT " + strings.Join(cols, ", ") + from
 
-	var pending *heldRow
+	// Each row is emitted when the next one arrives, so the last row of
+	// the table can be held back for its snapshot mark. Rows are copied
+	// into two slots in turn: the pending row's slot stays intact while the
+	// next row fills the other one, and its values are encoded straight
+	// from the slot (strings share the slot's memory until encoded).
+	var slots [2]rawRow
+	cur := 0
+	pending := -1 // slot of the row not emitted yet
 	var count int64
 	firstInTable := true
-	flush := func() error {
-		if pending == nil {
+	var goRow []any
+	var a arena
+	var box snapshotSource
+	emitPending := func() error {
+		if pending < 0 {
 			return nil
 		}
-		pending.src[schema.SrcSnapshot] = marks.next(firstInTable)
-		firstInTable = false
-		if _, err := r.em.emit(ctx, ts, schema.OpRead, nil, pending.row, pending.src); err != nil {
+		var err error
+		if goRow, err = ts.rowFromTextInto(goRow, slots[pending].vals, true); err != nil {
 			return err
 		}
-		pending = nil
+		src := box.fill(r, ts, pos, marks.next(firstInTable))
+		firstInTable = false
+		if _, err := r.em.emitWith(ctx, &a, ts, schema.OpRead, nil, goRow, src, time.Now().UnixMicro()); err != nil {
+			return err
+		}
+		pending = -1
 		return nil
 	}
-	vals := make([]textValue, len(ts.cols))
-	var last []textValue
 	onRow := func(row []gomysql.FieldValue) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		for i := range row {
-			vals[i] = toTextValue(row[i])
-		}
-		goRow, err := ts.rowFromText(vals)
-		if err != nil {
+		slots[cur].set(row)
+		if err := emitPending(); err != nil {
 			return err
 		}
-		if err := flush(); err != nil {
-			return err
-		}
-		src := r.em.sourceBlock(ts.id, "true", time.Now().UnixMilli())
-		src[schema.MySQLSrcServerID] = int64(r.serverID)
-		src[schema.MySQLSrcFile] = pos.File
-		src[schema.MySQLSrcPos] = int64(pos.Pos)
-		pending = &heldRow{ts: ts, row: goRow, src: src}
-		if ts.chunkOK {
-			last = last[:0]
-			for _, k := range ts.keyIdx {
-				last = append(last, vals[k])
-			}
-		}
+		pending, cur = cur, 1-cur
 		count++
 		if count%1000 == 0 && rowsGauge != nil {
 			rowsGauge.Set(float64(count))
 		}
 		done.Add(1)
 		return nil
+	}
+	// lastKey is the key of the last row read, for the next chunk's query.
+	lastKey := func() []textValue {
+		if pending < 0 {
+			return nil
+		}
+		last := make([]textValue, len(ts.keyIdx))
+		for i, k := range ts.keyIdx {
+			last[i] = slots[pending].vals[k]
+		}
+		return last
 	}
 
 	var result gomysql.Result
@@ -545,16 +553,22 @@ func (c *Connector) readTable(ctx context.Context, r *run, conn *client.Conn, ts
 			if count-before < int64(c.cfg.SnapshotChunkRows) {
 				break
 			}
-			where, err := ts.afterKey(last)
+			where, err := ts.afterKey(lastKey())
 			if err != nil {
 				return err
 			}
 			q = sel + " WHERE " + where + orderBy
 		}
 	}
-	if pending != nil {
+	if pending >= 0 {
+		// The table's last row outlives its slot: its values are copied.
+		row, err := ts.rowFromTextInto(nil, slots[pending].vals, false)
+		if err != nil {
+			return err
+		}
+		src := slices.Clone(box.fill(r, ts, pos, "true"))
 		marks.mu.Lock()
-		marks.held[ts.id] = *pending
+		marks.held[ts.id] = heldRow{ts: ts, row: row, src: src}
 		marks.mu.Unlock()
 	}
 	if rowsGauge != nil {
@@ -571,19 +585,72 @@ func snapshotReadError(ts *tableState, err error) error {
 	return fmt.Errorf("snapshot of %s: %w", ts.id, err)
 }
 
-func toTextValue(fv gomysql.FieldValue) textValue {
-	switch fv.Type {
-	case gomysql.FieldValueTypeNull:
-		return textValue{null: true}
-	case gomysql.FieldValueTypeSigned:
-		return textValue{isInt: true, i: fv.AsInt64(), b: []byte(strconv.FormatInt(fv.AsInt64(), 10))}
-	case gomysql.FieldValueTypeUnsigned:
-		return textValue{isInt: true, unsigned: true, u: fv.AsUint64(), b: []byte(strconv.FormatUint(fv.AsUint64(), 10))}
-	case gomysql.FieldValueTypeFloat:
-		return textValue{isFloat: true, f: fv.AsFloat64(), b: []byte(strconv.FormatFloat(fv.AsFloat64(), 'g', -1, 64))}
+// rawRow is one snapshot row copied out of the driver's buffer, which the
+// driver reuses for the next row.
+type rawRow struct {
+	vals []textValue
+	buf  []byte
+}
+
+func (r *rawRow) set(row []gomysql.FieldValue) {
+	if cap(r.vals) < len(row) {
+		r.vals = make([]textValue, len(row))
 	}
-	// The row buffer is reused for the next row: copy.
-	return textValue{b: append([]byte(nil), fv.AsString()...)}
+	r.vals = r.vals[:len(row)]
+	n := 0
+	for i := range row {
+		if row[i].Type == gomysql.FieldValueTypeString {
+			n += len(row[i].AsString())
+		}
+	}
+	if cap(r.buf) < n {
+		r.buf = make([]byte, 0, n+n/2)
+	}
+	r.buf = r.buf[:0]
+	for i := range row {
+		fv := &row[i]
+		switch fv.Type {
+		case gomysql.FieldValueTypeNull:
+			r.vals[i] = textValue{null: true}
+		case gomysql.FieldValueTypeSigned:
+			r.vals[i] = textValue{isInt: true, i: fv.AsInt64()}
+		case gomysql.FieldValueTypeUnsigned:
+			r.vals[i] = textValue{isInt: true, unsigned: true, u: fv.AsUint64()}
+		case gomysql.FieldValueTypeFloat:
+			r.vals[i] = textValue{isFloat: true, f: fv.AsFloat64()}
+		default:
+			// Never reallocates: buf was sized for every string above, so
+			// earlier values keep pointing into it.
+			off := len(r.buf)
+			r.buf = append(r.buf, fv.AsString()...)
+			r.vals[i] = textValue{b: r.buf[off:len(r.buf):len(r.buf)]}
+		}
+	}
+}
+
+// snapshotSource builds the source block of snapshot rows, reused from row
+// to row (the codec copies it into the record).
+type snapshotSource struct {
+	src     []any
+	ms      int64
+	tsBoxes [3]any
+}
+
+func (b *snapshotSource) fill(r *run, ts *tableState, pos position, mark string) []any {
+	if b.src == nil {
+		b.src = r.em.sourceBlock(ts.id, "true", 0)
+		b.src[schema.MySQLSrcServerID] = int64(r.serverID)
+		b.src[schema.MySQLSrcFile] = pos.File
+		b.src[schema.MySQLSrcPos] = int64(pos.Pos)
+	}
+	// A new millisecond needs new boxed times; within one, rows share them.
+	if ms := time.Now().UnixMilli(); ms != b.ms || b.tsBoxes[0] == nil {
+		b.ms = ms
+		b.tsBoxes = [3]any{ms, ms * 1000, ms * 1_000_000}
+	}
+	b.src[schema.SrcTsMs], b.src[schema.SrcTsUs], b.src[schema.SrcTsNs] = b.tsBoxes[0], b.tsBoxes[1], b.tsBoxes[2]
+	b.src[schema.SrcSnapshot] = mark
+	return b.src
 }
 
 // afterKey renders "key > last" for keyset pagination, expanded for

@@ -259,9 +259,20 @@ func (a *arena) keep(b []byte) []byte {
 
 // rowFromText converts a snapshot row into Go values.
 func (ts *tableState) rowFromText(vals []textValue) ([]any, error) {
-	row := make([]any, len(ts.cols))
+	return ts.rowFromTextInto(nil, vals, false)
+}
+
+// rowFromTextInto converts a snapshot row into Go values, reusing dst's
+// backing array when it is large enough. With alias, strings and bytes
+// share the memory of vals (see column.fromTextValue).
+func (ts *tableState) rowFromTextInto(dst []any, vals []textValue, alias bool) ([]any, error) {
+	row := dst[:0]
+	if cap(row) < len(ts.cols) {
+		row = make([]any, len(ts.cols))
+	}
+	row = row[:len(ts.cols)]
 	for i := range ts.cols {
-		v, err := ts.cols[i].fromText(vals[i])
+		v, err := ts.cols[i].fromTextValue(&vals[i], alias)
 		if err != nil {
 			return nil, fmt.Errorf("table %s column %s (%s): %w", ts.id, ts.cols[i].def.Name, ts.cols[i].def.TypeExpression, err)
 		}

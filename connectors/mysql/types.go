@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
@@ -650,24 +651,48 @@ type textValue struct {
 }
 
 // fromText converts a snapshot value into the column's Go value.
-func (c *column) fromText(v textValue) (any, error) {
+func (c *column) fromText(v textValue) (any, error) { return c.fromTextValue(&v, false) }
+
+// str is the value's text. With alias the string shares v.b's memory, so
+// it is valid only as long as v.b is.
+func (v *textValue) str(alias bool) string {
+	if v.b == nil {
+		switch {
+		case v.isInt && v.unsigned:
+			return strconv.FormatUint(v.u, 10)
+		case v.isInt:
+			return strconv.FormatInt(v.i, 10)
+		case v.isFloat:
+			return strconv.FormatFloat(v.f, 'g', -1, 64)
+		}
+		return ""
+	}
+	if alias {
+		return unsafe.String(unsafe.SliceData(v.b), len(v.b))
+	}
+	return string(v.b)
+}
+
+// fromTextValue converts a snapshot value into the column's Go value. With
+// alias, strings and bytes of the result share v.b's memory: the caller
+// encodes them before that memory is reused.
+func (c *column) fromTextValue(v *textValue, alias bool) (any, error) {
 	if v.null {
 		return nil, nil
 	}
-	s := string(v.b)
 	switch c.kind {
 	case kTinyInt, kSmallInt, kMediumInt, kInt, kBigInt:
 		if v.isInt {
 			return c.intValue(v.i, v.unsigned, v.u), nil
 		}
 		if c.unsigned {
-			u, err := strconv.ParseUint(s, 10, 64)
+			u, err := strconv.ParseUint(v.str(true), 10, 64)
 			return c.intValue(0, true, u), err
 		}
-		i, err := strconv.ParseInt(s, 10, 64)
+		i, err := strconv.ParseInt(v.str(true), 10, 64)
 		return c.intValue(i, false, 0), err
 	case kDecimal:
-		n, err := parseDecimal(s, max(c.def.scale(), 0))
+		n, err := parseDecimal(v.str(true), max(c.def.scale(), 0))
 		if err != nil {
 			return nil, err
 		}
@@ -676,7 +701,7 @@ func (c *column) fromText(v textValue) (any, error) {
 		f := v.f
 		if !v.isFloat {
 			var err error
-			if f, err = strconv.ParseFloat(s, 64); err != nil {
+			if f, err = strconv.ParseFloat(v.str(true), 64); err != nil {
 				return nil, err
 			}
 		}
@@ -700,11 +725,14 @@ func (c *column) fromText(v textValue) (any, error) {
 		}
 		return bitsFromUint(u, c.def.length()), nil
 	case kString, kEnum, kSet, kJSON, kInet6, kUUID:
-		return s, nil
+		return v.str(alias), nil
 	case kBytes:
-		return append([]byte(nil), v.b...), nil
+		if alias && v.b != nil {
+			return v.b, nil
+		}
+		return append([]byte{}, v.b...), nil
 	case kDate, kTime, kDateTime, kTimestamp:
-		return c.temporal(s)
+		return c.temporal(v.str(true))
 	case kYear:
 		if v.isInt && v.unsigned {
 			return int32(v.u), nil
@@ -712,10 +740,10 @@ func (c *column) fromText(v textValue) (any, error) {
 		if v.isInt {
 			return int32(v.i), nil
 		}
-		y, err := strconv.Atoi(s)
+		y, err := strconv.Atoi(v.str(true))
 		return int32(y), err
 	case kGeometry, kPoint:
 		return c.geometry(v.b)
 	}
-	return s, nil
+	return v.str(alias), nil
 }
