@@ -550,7 +550,7 @@ func (c *column) fromBinlog(v any) (any, error) {
 		}
 	case kBytes:
 		if b, ok := asBytes(v); ok {
-			out := append([]byte(nil), b...)
+			out := append([]byte{}, b...) // empty stays empty, not null
 			if base, _ := baseType(c.def.TypeName); base == "BINARY" && len(out) < c.def.length() {
 				// The binlog drops trailing zero bytes of BINARY(n) (DBZ-254).
 				out = append(out, make([]byte, c.def.length()-len(out))...)
