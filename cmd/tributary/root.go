@@ -92,6 +92,8 @@ By default the log and the schema registry are embedded: one process, no setup.`
 		newRegistryCmd(),
 		newReplayCmd(),
 		newVerifyCmd(),
+		newStatusCmd(),
+		newOffsetsCmd(),
 	)
 	return root
 }
