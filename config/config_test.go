@@ -122,7 +122,7 @@ func TestDefaults(t *testing.T) {
 	l := p.Log
 	if !l.Embedded() || l.DataDir != "./data/log" || l.Listen != "127.0.0.1:9092" || l.Partitions != 1 ||
 		l.ReplicationFactor != -1 || l.CompactionInterval != time.Minute || !l.SyncWrites ||
-		l.OffsetsTopic != "tributary-offsets" || l.Compression != "zstd" || l.ClientID != "tributary" ||
+		l.OffsetsTopic != "tributary-offsets" || l.Compression != "snappy" || l.ClientID != "tributary" ||
 		l.TLS != nil || l.SASL != nil {
 		t.Errorf("log defaults: %+v", l)
 	}
@@ -610,7 +610,7 @@ func TestDocs(t *testing.T) {
 		"| `log.brokers` | list of strings |",
 		"| `log.data_dir` | string | `./data/log` |",
 		"| `log.compaction_interval` | duration | `1m` |",
-		"| `log.compression` | string | `zstd` | Compression of produced batches. One of: `zstd`, `lz4`, `snappy`, `gzip`, `none`. |",
+		"| `log.compression` | string | `snappy` | Compression of produced batches.",
 		"| `log.sasl` | object, optional |",
 		"| `log.sasl.password` | string (secret) |  | Required.",
 		"| `worker.max_in_flight_bytes` | byte size | `64MiB` |",

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -239,16 +240,36 @@ func (rt *runtime) Emit(ctx context.Context, r Record) error {
 // (check with a type assertion). EmitBatch emits rs in order, exactly as
 // many Emit calls would, but takes the runtime's lock and reads the clock
 // once for the batch: the records get the same log timestamp (Kafka's
-// CreateTime). Bulk readers such as snapshots use it; the slice may be
+// CreateTime). Bulk readers such as snapshots use it. The slice rs may be
 // reused once EmitBatch returns.
 type BatchEmitter interface {
 	EmitBatch(ctx context.Context, rs []Record) error
 }
 
-var _ BatchEmitter = (*runtime)(nil)
+// BatchDoneEmitter is implemented by the same Runtime. EmitBatchDone is
+// EmitBatch, and done, if not nil, runs once the log has acknowledged or
+// refused every record of rs: from then on nothing refers to their Key and
+// Value bytes, which the caller may reuse (a snapshot recycles its record
+// buffers this way). If EmitBatchDone returns an error, nothing was emitted
+// and done does not run.
+type BatchDoneEmitter interface {
+	EmitBatchDone(ctx context.Context, rs []Record, done func()) error
+}
+
+var (
+	_ BatchEmitter     = (*runtime)(nil)
+	_ BatchDoneEmitter = (*runtime)(nil)
+)
 
 func (rt *runtime) EmitBatch(ctx context.Context, rs []Record) error {
+	return rt.EmitBatchDone(ctx, rs, nil)
+}
+
+func (rt *runtime) EmitBatchDone(ctx context.Context, rs []Record, done func()) error {
 	if len(rs) == 0 {
+		if done != nil {
+			done()
+		}
 		return nil
 	}
 	rt.mu.Lock()
@@ -261,6 +282,19 @@ func (rt *runtime) EmitBatch(ctx context.Context, rs []Record) error {
 	ep.pending += len(rs)
 	if ep.ack == nil {
 		ep.ack = func(rec *kgo.Record, err error) { rt.acked(ep, rec, err) }
+	}
+	ack := ep.ack
+	if done != nil {
+		// One closure per batch: acknowledgements arrive on kgo's
+		// goroutines, so the count is atomic.
+		left := new(atomic.Int64)
+		left.Store(int64(len(rs)))
+		ack = func(rec *kgo.Record, err error) {
+			rt.acked(ep, rec, err)
+			if left.Add(-1) == 0 {
+				done()
+			}
+		}
 	}
 	if len(rt.recSlab) < len(rs) {
 		rt.recSlab = make([]kgo.Record, max(recSlabSize, len(rs)))
@@ -275,7 +309,7 @@ func (rt *runtime) EmitBatch(ctx context.Context, rs []Record) error {
 	for i := range rs {
 		rec := &recs[i]
 		rec.Topic, rec.Key, rec.Value, rec.Timestamp = rs[i].Topic, rs[i].Key, rs[i].Value, now
-		rt.d.Client.Produce(context.Background(), rec, ep.ack) // see Emit
+		rt.d.Client.Produce(context.Background(), rec, ack) // see Emit
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package source_test
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +22,14 @@ func TestEmitBatchOrderAndCounters(t *testing.T) {
 	deps, cl := newDeps(t)
 	const batches, per = 7, 300
 	var bytesWant int
+	var batchesDone atomic.Int64
 	began := time.Now()
 	conn := connFunc(func(ctx context.Context, rt source.Runtime) error {
-		be, ok := rt.(source.BatchEmitter)
+		be, ok := rt.(source.BatchDoneEmitter)
 		if !ok {
+			t.Fatal("the runtime is not a BatchDoneEmitter")
+		}
+		if _, ok := rt.(source.BatchEmitter); !ok {
 			t.Fatal("the runtime is not a BatchEmitter")
 		}
 		n := 0
@@ -36,10 +41,14 @@ func TestEmitBatchOrderAndCounters(t *testing.T) {
 				bytesWant += len(k) + len(v)
 				n++
 			}
-			if err := be.EmitBatch(ctx, rs); err != nil {
+			if b%3 == 2 {
+				if err := rt.(source.BatchEmitter).EmitBatch(ctx, rs); err != nil {
+					return err
+				}
+			} else if err := be.EmitBatchDone(ctx, rs, func() { batchesDone.Add(1) }); err != nil {
 				return err
 			}
-			clear(rs) // the slice may be reused once EmitBatch returns
+			clear(rs) // the slice may be reused once EmitBatchDone returns
 			k, v := []byte(strconv.Itoa(n)), []byte("single")
 			if err := rt.Emit(ctx, source.Record{Topic: "events", Key: k, Value: v}); err != nil {
 				return err
@@ -47,7 +56,7 @@ func TestEmitBatchOrderAndCounters(t *testing.T) {
 			bytesWant += len(k) + len(v)
 			n++
 		}
-		if err := be.EmitBatch(ctx, nil); err != nil {
+		if err := be.EmitBatchDone(ctx, nil, func() { batchesDone.Add(1) }); err != nil {
 			return err
 		}
 		if err := rt.Checkpoint(ctx, map[string]any{"cp": 1}, nil); err != nil {
@@ -61,6 +70,15 @@ func TestEmitBatchOrderAndCounters(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := batches * (per + 1)
+	wantDone := int64(batches - batches/3 + 1)
+	// done runs right after the last acknowledgement is counted, so it may
+	// trail Flush by a moment.
+	for deadline := time.Now().Add(5 * time.Second); batchesDone.Load() < wantDone && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if got := batchesDone.Load(); got != wantDone {
+		t.Errorf("done ran for %d batches, want %d (one per EmitBatchDone, the empty one included)", got, wantDone)
+	}
 	if got := counterValue(t, deps.Metrics.EventsProduced.WithLabelValues("c", "events")); got != float64(total) {
 		t.Errorf("events produced counter %v, want %d", got, total)
 	}

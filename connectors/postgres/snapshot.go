@@ -76,6 +76,9 @@ type snapBatch struct {
 	// recsBuf is where recs came from; the emitter returns it to
 	// snapRecsPool once emitted.
 	recsBuf *[]source.Record
+	// arena holds the bytes of recs; released once the log has
+	// acknowledged them all (when the runtime tells, else left to the GC).
+	arena *snapArena
 	// tableDone is set on the last batch of a table; lastTrue and lastLast
 	// are its final row encoded with source.snapshot "true" and "last"
 	// (nil for an empty table).
@@ -236,8 +239,12 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		if wctx.Err() != nil {
 			continue // drain so the workers can exit
 		}
-		if be, ok := rt.(source.BatchEmitter); ok {
-			if err := be.EmitBatch(wctx, b.recs); err != nil {
+		if be, ok := rt.(source.BatchDoneEmitter); ok {
+			var done func()
+			if b.arena != nil {
+				done = b.arena.release
+			}
+			if err := be.EmitBatchDone(wctx, b.recs, done); err != nil {
 				fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
 			} else {
 				emitted += int64(len(b.recs))
@@ -629,7 +636,7 @@ type snapEncoder struct {
 	seq    string // source.sequence, the same for every snapshot row
 	src    []any
 	fields [][]byte
-	slab   recordSlab
+	arena  *snapArena // the current block's
 	// val is the row's value up to the end of its after image; spans
 	// locate each column's bytes in it, for the key.
 	val   []byte
@@ -719,7 +726,8 @@ func (e *snapEncoder) block(b *snapBlock) (snapBatch, error) {
 	}
 
 	recs := snapRecsPool.Get().(*[]source.Record)
-	out := snapBatch{recs: (*recs)[:0], recsBuf: recs}
+	e.arena = snapArenaPool.Get().(*snapArena)
+	out := snapBatch{recs: (*recs)[:0], recsBuf: recs, arena: e.arena}
 	start := 0
 	for i, end := range b.ends {
 		if err := e.row(t, b.raw[start:end]); err != nil {
@@ -727,12 +735,14 @@ func (e *snapEncoder) block(b *snapBlock) (snapBatch, error) {
 		}
 		start = end
 		if b.final && i == len(b.ends)-1 {
-			rt := e.record(t, e.tailTrue)
-			rl := e.record(t, e.tailLast)
+			// Emitted after other blocks, one by one: they get their own
+			// memory rather than the block's recycled arena.
+			rt := e.record(t, e.tailTrue, nil)
+			rl := e.record(t, e.tailLast, nil)
 			out.tableDone, out.lastTrue, out.lastLast = t, &rt, &rl
 			break
 		}
-		out.recs = append(out.recs, e.record(t, e.tailTrue))
+		out.recs = append(out.recs, e.record(t, e.tailTrue, e.arena))
 	}
 	t.rows.Add(int64(len(b.ends)))
 	return out, nil
@@ -781,8 +791,8 @@ func (e *snapEncoder) row(t *snapTable, line []byte) error {
 }
 
 // record copies the row in e.val with the given tail, and its key, into
-// the slab.
-func (e *snapEncoder) record(t *snapTable, tail []byte) source.Record {
+// memory of arena (a fresh allocation when arena is nil).
+func (e *snapEncoder) record(t *snapTable, tail []byte, arena *snapArena) source.Record {
 	keyCols := t.codec.KeyColumns()
 	klen := 0
 	if len(keyCols) > 0 {
@@ -792,7 +802,12 @@ func (e *snapEncoder) record(t *snapTable, tail []byte) source.Record {
 		}
 	}
 	vlen := len(e.val) + len(tail)
-	buf := e.slab.alloc(klen + vlen)
+	var buf []byte
+	if arena != nil {
+		buf = arena.alloc(klen + vlen)
+	} else {
+		buf = make([]byte, klen+vlen)
+	}
 	rec := source.Record{Topic: t.shape.table.Topic}
 	if len(keyCols) > 0 {
 		k := t.codec.AppendKeyHeader(buf[:0])
@@ -804,6 +819,51 @@ func (e *snapEncoder) record(t *snapTable, tail []byte) source.Record {
 	v := append(append(buf[klen:klen], e.val...), tail...)
 	rec.Value = v[:vlen:vlen]
 	return rec
+}
+
+// snapArena holds the bytes of one block's records: chunks of
+// snapChunkBytes from a pool, carved in order. The block's records are
+// emitted together, and once the log has acknowledged them all the chunks
+// go back to the pool (source.BatchEmitter's done): no allocation, hence
+// no zeroing and far fewer garbage collections, per ~64 KiB of events. The
+// chunks in use are bounded by the records in flight.
+type snapArena struct {
+	chunks []*[]byte
+	free   []byte // unused tail of the last chunk
+}
+
+const snapChunkBytes = 64 << 10
+
+var (
+	snapChunkPool = sync.Pool{New: func() any { b := make([]byte, snapChunkBytes); return &b }}
+	snapArenaPool = sync.Pool{New: func() any { return new(snapArena) }}
+)
+
+// alloc returns n bytes with exactly n bytes of capacity. A record larger
+// than a chunk gets its own allocation, never pooled.
+func (a *snapArena) alloc(n int) []byte {
+	if n > len(a.free) {
+		if n > snapChunkBytes {
+			return make([]byte, n)
+		}
+		c := snapChunkPool.Get().(*[]byte)
+		a.chunks = append(a.chunks, c)
+		a.free = *c
+	}
+	b := a.free[:n:n]
+	a.free = a.free[n:]
+	return b
+}
+
+// release returns the chunks and the arena to their pools. Nothing may
+// refer to the arena's records afterwards.
+func (a *snapArena) release() {
+	for i, c := range a.chunks {
+		snapChunkPool.Put(c)
+		a.chunks[i] = nil
+	}
+	a.chunks, a.free = a.chunks[:0], nil
+	snapArenaPool.Put(a)
 }
 
 // snapSlabBytes is the size of the blocks snapshot records are carved from.

@@ -215,3 +215,40 @@ func TestAppendersMatchDecoders(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapArena: allocations have exactly their length as capacity, never
+// overlap, fill chunks in order, and a record larger than a chunk gets its
+// own memory; release empties the arena.
+func TestSnapArena(t *testing.T) {
+	a := snapArenaPool.Get().(*snapArena)
+	var got [][]byte
+	for i := 0; i < 3000; i++ {
+		n := 1 + i%700
+		if i == 1000 {
+			n = snapChunkBytes + 1
+		}
+		b := a.alloc(n)
+		if len(b) != n || cap(b) != n {
+			t.Fatalf("alloc(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		for j := range b {
+			b[j] = byte(i)
+		}
+		got = append(got, b)
+	}
+	for i, b := range got {
+		for _, c := range b {
+			if c != byte(i) {
+				t.Fatalf("allocation %d overwritten by a later one", i)
+			}
+		}
+	}
+	// ~1 MiB in 64 KiB chunks, the big one outside them.
+	if len(a.chunks) < 15 || len(a.chunks) > 20 {
+		t.Errorf("%d chunks for ~1 MiB", len(a.chunks))
+	}
+	a.release()
+	if len(a.chunks) != 0 || a.free != nil {
+		t.Errorf("release left %d chunks", len(a.chunks))
+	}
+}
