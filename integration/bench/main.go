@@ -68,7 +68,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bin/bench-results.md", "also write the result table here (empty: don't)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the bench databases and work folder")
 	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the tributary worker during the snapshot run to this file (an execution trace if it ends in .trace)")
-	flag.StringVar(&o.logExtra, "snapshot-log", "", "extra settings of the log section in the snapshot run, e.g. 'compression: lz4,sync_writes: false'; variants separated by ';' snapshot the same table one after the other (for experiments; the default run uses the defaults)")
+	flag.StringVar(&o.logExtra, "snapshot-log", "", "extra settings of the log section in the snapshot run, e.g. 'compression: lz4,sync_writes: false' ('env K=V' sets a variable of the worker, 'bin PATH' runs another build); variants separated by ';' snapshot the same table one after the other (for experiments; the default run uses the defaults)")
 	flag.IntVar(&o.profileSecs, "profile-seconds", 5, "length of the -profile CPU profile, from the first produced event")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
@@ -275,7 +275,13 @@ func (b *bench) startTributary(ctx context.Context, name, yaml, httpAddr string,
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, b.bin, "run", "-f", cfg)
+	bin := b.bin
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "TRIBUTARY_BENCH_BIN="); ok {
+			bin = v
+		}
+	}
+	cmd := exec.CommandContext(ctx, bin, "run", "-f", cfg)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Dir = dir

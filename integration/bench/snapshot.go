@@ -88,6 +88,8 @@ func (b *bench) snapshotRun(ctx context.Context, u string, n int, copyRate float
 		kv = strings.TrimSpace(kv)
 		if e, ok := strings.CutPrefix(kv, "env "); ok {
 			env = append(env, e) // an environment variable of the worker
+		} else if bin, ok := strings.CutPrefix(kv, "bin "); ok {
+			env = append(env, "TRIBUTARY_BENCH_BIN="+bin) // another build, for A/B runs
 		} else if kv != "" {
 			extra += "  " + kv + "\n"
 		}
