@@ -12,6 +12,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/source"
 )
 
 // TestArena checks that records carved from one chunk never overlap or
@@ -198,6 +199,110 @@ func TestStreamerSourceReuse(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("event %d:\ngot  %#v\nwant %#v", i, got, want)
+		}
+	}
+}
+
+// TestRowsEncoderMatchesPlain writes rows events part by part and the plain
+// way: the records must be identical, and the part-by-part path must stay
+// on (it turns itself off when its first row differs).
+func TestRowsEncoderMatchesPlain(t *testing.T) {
+	def := &tableDef{DB: "d", Name: "t", PK: []string{"id", "k2"}, Columns: []colDef{
+		{Name: "id", TypeName: "BIGINT", TypeExpression: "bigint"},
+		{Name: "s", TypeName: "VARCHAR", TypeExpression: "varchar(20)", Charset: "utf8mb4", Length: intp(20), Optional: true},
+		{Name: "k2", TypeName: "VARBINARY", TypeExpression: "varbinary(8)", Length: intp(8)},
+		{Name: "d", TypeName: "DECIMAL", TypeExpression: "decimal(6,2)", Length: intp(6), Scale: intp(2), Optional: true},
+		{Name: "ts", TypeName: "TIMESTAMP", TypeExpression: "timestamp(3)", Length: intp(3), Optional: true},
+	}}
+	type event struct {
+		op   schema.Op
+		rows [][]any // binlog images; updates in before/after pairs
+	}
+	row := func(i int, keyShift int64) []any {
+		var d any = "12.50"
+		var s any = string(rune('a' + i%26))
+		if i%3 == 0 {
+			d, s = nil, nil
+		}
+		return []any{int64(i) + keyShift, s, string([]byte{byte(i), 1}), d, "2020-01-02 03:04:05.600"}
+	}
+	var events []event
+	for e := range 40 {
+		ev := event{op: []schema.Op{schema.OpCreate, schema.OpUpdate, schema.OpDelete}[e%3]}
+		for i := range 1 + e%7 {
+			n := e*10 + i
+			switch ev.op {
+			case schema.OpUpdate:
+				shift := int64(0)
+				if (e+i)%4 == 0 {
+					shift = 1000 // key change: delete, tombstone, create
+				}
+				ev.rows = append(ev.rows, row(n, 0), row(n, shift))
+			default:
+				ev.rows = append(ev.rows, row(n, 0))
+			}
+		}
+		events = append(events, ev)
+	}
+	run := func(parts bool) ([]source.Record, *tableState) {
+		rt := newFakeRuntime(t, nil)
+		em := &emitter{rt: rt, name: "tp", srcDef: schema.MySQLSource()}
+		ts, err := newTableState("tp", def, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := &rowsEncoder{em: em, a: &arena{}}
+		ctx := context.Background()
+		for e, ev := range events {
+			src := em.sourceBlock(ts.id, "false", 1000+int64(e))
+			src[schema.MySQLSrcFile], src[schema.MySQLSrcPos], src[schema.MySQLSrcServerID] = "bin.000001", int64(e*100), int64(1)
+			nowUs := int64(1_700_000_000_000_000 + e)
+			if err := enc.begin(ctx, ts, ev.op, src, nowUs); err != nil {
+				t.Fatal(err)
+			}
+			step := 1
+			if ev.op == schema.OpUpdate {
+				step = 2
+			}
+			for i := 0; i < len(ev.rows); i += step {
+				var before, after []any
+				if ev.op != schema.OpCreate {
+					if before, err = ts.rowFromBinlog(ev.rows[i]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if ev.op != schema.OpDelete {
+					if after, err = ts.rowFromBinlog(ev.rows[i+step-1]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if parts {
+					_, err = enc.row(ctx, before, after, i/step)
+				} else {
+					src[schema.MySQLSrcRow] = int32(i / step)
+					_, err = em.emitWith(ctx, nil, ts, ev.op, before, after, src, nowUs)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := enc.flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return rt.recs(), ts
+	}
+	plain, _ := run(false)
+	parts, ts := run(true)
+	if ts.partsOff {
+		t.Fatal("the part-by-part path turned itself off: its first row differed from the plain encoding")
+	}
+	if len(plain) != len(parts) {
+		t.Fatalf("%d records plain, %d part by part", len(plain), len(parts))
+	}
+	for i := range plain {
+		if !bytes.Equal(plain[i].Key, parts[i].Key) || !bytes.Equal(plain[i].Value, parts[i].Value) || plain[i].Topic != parts[i].Topic {
+			t.Fatalf("record %d differs:\nplain key %x value %x\nparts key %x value %x", i, plain[i].Key, plain[i].Value, parts[i].Key, parts[i].Value)
 		}
 	}
 }

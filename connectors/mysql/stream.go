@@ -53,6 +53,7 @@ type streamer struct {
 	srcBuf                    []any
 	before, after             []any
 	arena                     arena
+	enc                       rowsEncoder
 	fileBox, gtidBox, nameBox boxed
 }
 
@@ -609,6 +610,13 @@ func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *repl
 	// together.
 	nowUs := time.Now().UnixMicro()
 	src := s.source(h, id, 0)
+	enc := &s.enc
+	if enc.em == nil {
+		enc.em, enc.a = s.r.em, &s.arena
+	}
+	if err := enc.begin(ctx, ts, op, src, nowUs); err != nil {
+		return err
+	}
 	for i := 0; i+step <= len(e.Rows); i += step {
 		var before, after []any
 		switch op {
@@ -628,14 +636,13 @@ func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *repl
 		if err != nil {
 			return fmt.Errorf("at %s: %w", s.at(h), err)
 		}
-		src[schema.MySQLSrcRow] = int32(i / step)
-		n, err := s.r.em.emitWith(ctx, &s.arena, ts, op, before, after, src, nowUs)
+		n, err := enc.row(ctx, before, after, i/step)
 		if err != nil {
 			return err
 		}
 		s.emittedSinceCheckpoint += n
 	}
-	return nil
+	return enc.flush(ctx)
 }
 
 // at names an event's binlog position in errors.

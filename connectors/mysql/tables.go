@@ -45,6 +45,8 @@ type tableState struct {
 	// keyHint and valueHint size the encoding buffers (bytes of the last
 	// key, largest value so far).
 	keyHint, valueHint int
+	// partsOff turns off part-by-part encoding (see rowsEncoder).
+	partsOff bool
 }
 
 // newTableState compiles def; keyCols overrides a missing primary key.
@@ -150,6 +152,12 @@ func (e *emitter) emit(ctx context.Context, ts *tableState, op schema.Op, before
 // changes the key becomes a delete of the old key and a create of the new
 // one, as Debezium does.
 func (e *emitter) emitWith(ctx context.Context, a *arena, ts *tableState, op schema.Op, before, after []any, src []any, nowUs int64) (int, error) {
+	return e.emitTo(ctx, a, ts, op, before, after, src, nowUs, nil)
+}
+
+// emitTo is emitWith that appends the records to *out, when out is not
+// nil, instead of emitting them.
+func (e *emitter) emitTo(ctx context.Context, a *arena, ts *tableState, op schema.Op, before, after []any, src []any, nowUs int64, out *[]source.Record) (int, error) {
 	if err := e.prepare(ctx, ts); err != nil {
 		return 0, err
 	}
@@ -180,11 +188,11 @@ func (e *emitter) emitWith(ctx context.Context, a *arena, ts *tableState, op sch
 				a.scratch = oldKey
 			}
 			if !bytes.Equal(oldKey, key) {
-				n1, err := e.emitWith(ctx, a, ts, schema.OpDelete, before, nil, src, nowUs)
+				n1, err := e.emitTo(ctx, a, ts, schema.OpDelete, before, nil, src, nowUs, out)
 				if err != nil {
 					return n1, err
 				}
-				n2, err := e.emitWith(ctx, a, ts, schema.OpCreate, nil, after, src, nowUs)
+				n2, err := e.emitTo(ctx, a, ts, schema.OpCreate, nil, after, src, nowUs, out)
 				return n1 + n2, err
 			}
 		}
@@ -195,6 +203,14 @@ func (e *emitter) emitWith(ctx context.Context, a *arena, ts *tableState, op sch
 	}
 	val = a.keep(val)
 	ts.valueHint = max(ts.valueHint, len(val))
+	if out != nil {
+		*out = append(*out, source.Record{Topic: ts.topic, Key: key, Value: val})
+		if op == schema.OpDelete && key != nil {
+			*out = append(*out, source.Record{Topic: ts.topic, Key: key})
+			return 2, nil
+		}
+		return 1, nil
+	}
 	if err := e.rt.Emit(ctx, source.Record{Topic: ts.topic, Key: key, Value: val}); err != nil {
 		return 0, err
 	}
