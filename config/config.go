@@ -113,6 +113,8 @@ type Worker struct {
 	MaxInFlightBytes    ByteSize      `yaml:"max_in_flight_bytes" default:"64MiB" desc:"Bound on event bytes produced but not yet acknowledged by the log; sources wait beyond it. Accepts 65536, 512KiB, 64MiB."`
 	LogLevel            string        `yaml:"log_level" default:"info" enum:"debug,info,warn,error" desc:"Log level."`
 	LogFormat           string        `yaml:"log_format" default:"text" enum:"text,json" desc:"Log format on stderr."`
+	ExactlyOnce         bool          `yaml:"exactly_once" desc:"Sources write their events and offsets in Kafka transactions (transactional.id tributary-source-<name>), so a read_committed consumer (every tributary sink) sees each change once, even after kill -9. Off: at least once, with duplicates only at a crash boundary. Consumers that read uncommitted also see aborted events."`
+	TransactionInterval time.Duration `yaml:"transaction_interval" default:"100ms" desc:"With exactly_once: how long a transaction stays open at most; it ends at the first checkpoint after that. Events become visible to read_committed consumers when it ends."`
 	FlushInterval       time.Duration `yaml:"flush_interval" default:"5ms" desc:"Longest time an event waits in a batch before it is sent."`
 	MemoryLimit         ByteSize      `yaml:"memory_limit" default:"100MiB" desc:"Soft limit of the Go heap (GOMEMLIMIT): the garbage collector works harder near it instead of letting the heap double. 0 turns it off; the GOMEMLIMIT environment variable takes precedence."`
 }

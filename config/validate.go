@@ -105,6 +105,9 @@ func (w *Worker) Validate() error {
 	if w.Group != "" && !workerName.MatchString(w.Group) {
 		errs = append(errs, fieldErr("group", "%q must match [a-zA-Z0-9_.-]+", w.Group))
 	}
+	if w.TransactionInterval <= 0 {
+		errs = append(errs, fieldErr("transaction_interval", "must be positive, got %s", w.TransactionInterval))
+	}
 	if w.GroupSessionTimeout < time.Second {
 		errs = append(errs, fieldErr("group_session_timeout", "must be at least 1s, got %s", w.GroupSessionTimeout))
 	}

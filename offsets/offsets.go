@@ -55,7 +55,9 @@ func (s *Store) Record(connector, server string, offset map[string]any) (*kgo.Re
 func (s *Store) Load(ctx context.Context, connector, server string) (map[string]any, error) {
 	want := Key(connector, server)
 	adm := kadm.NewClient(s.cl)
-	ends, err := adm.ListEndOffsets(ctx, s.topic)
+	// Up to the last stable offset, read committed: with exactly_once an
+	// offset record of an open or aborted transaction is not a position.
+	ends, err := adm.ListCommittedOffsets(ctx, s.topic)
 	if err != nil {
 		return nil, fmt.Errorf("reading end offsets of %s: %w", s.topic, err)
 	}
@@ -74,7 +76,11 @@ func (s *Store) Load(ctx context.Context, connector, server string) (map[string]
 	if len(starts) == 0 {
 		return nil, nil
 	}
-	rd, err := kgo.NewClient(append(s.cl.Opts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: starts}))...)
+	rd, err := kgo.NewClient(append(s.cl.Opts(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: starts}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers take offsets too: kept, so the read can tell
+		// that it reached the end even when the last offset is a marker.
+		kgo.KeepControlRecords())...)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", s.topic, err)
 	}
@@ -95,7 +101,7 @@ func (s *Store) Load(ctx context.Context, connector, server string) (map[string]
 			if r.Offset+1 >= stops[r.Partition] {
 				delete(stops, r.Partition)
 			}
-			if bytes.Equal(r.Key, want) {
+			if !r.Attrs.IsControl() && bytes.Equal(r.Key, want) {
 				latest, found = r.Value, true
 			}
 		})

@@ -253,7 +253,9 @@ func replayHeads(ctx context.Context, adm *kadm.Client, spec Spec) (map[TopicPar
 	if err != nil {
 		return nil, fmt.Errorf("listing start offsets: %w", err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
+	// The head a read_committed consumer can reach: the last stable offset,
+	// which is the end of the log unless a transaction is open.
+	ends, err := adm.ListCommittedOffsets(ctx, topics...)
 	if err == nil {
 		err = ends.Error()
 	}

@@ -189,6 +189,10 @@ func (r *runner) run(ctx context.Context) error {
 		// resetting (invariant 7).
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers (sources with exactly_once) take offsets too:
+		// the sink moves its stored position past them, so its lag and a
+		// replay's "reached the head" are exact.
+		kgo.KeepControlRecords(),
 	)
 	if err != nil {
 		return fmt.Errorf("sink %s: creating Kafka client: %w", name, err)
@@ -470,6 +474,14 @@ func (r *runner) poll(ctx context.Context, wait time.Duration) error {
 
 // add decodes one record into the batch.
 func (r *runner) add(ctx context.Context, kr *kgo.Record) error {
+	if kr.Attrs.IsControl() {
+		if r.b.records == 0 {
+			r.b.first = time.Now()
+		}
+		r.b.records++
+		r.b.next[TopicPartition{kr.Topic, kr.Partition}] = kr.Offset + 1
+		return nil
+	}
 	if len(r.b.slab) == cap(r.b.slab) {
 		r.b.slab = make([]Record, 0, min(r.spec.BatchSize, 1024))
 	}

@@ -47,6 +47,11 @@ type Deps struct {
 	ReplicationFactor int16
 	// ShutdownTimeout bounds the final flush after the connector returns.
 	ShutdownTimeout time.Duration
+	// NewTxnClient, when set, turns on exactly-once: the source's events and
+	// offsets go through a transactional client with this id (see txnRuntime).
+	NewTxnClient func(transactionalID string) (*kgo.Client, error)
+	// TxnInterval is how long a transaction stays open at most.
+	TxnInterval time.Duration
 }
 
 // Run runs one connector until ctx is done or it fails, then flushes what is
@@ -71,6 +76,9 @@ func Run(ctx context.Context, name, server string, c Connector, d Deps) error {
 		log.Info("resuming from committed offset", "offset", off)
 	}
 	rt := newRuntime(name, server, off, d, log)
+	if d.NewTxnClient != nil {
+		return runTransactional(ctx, name, c, d, rt)
+	}
 	commitDone := make(chan struct{})
 	go func() {
 		defer close(commitDone)

@@ -267,6 +267,13 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 		Partitions:        int32(p.Log.Partitions),
 		ReplicationFactor: int16(p.Log.ReplicationFactor),
 	}
+	if p.Worker.ExactlyOnce {
+		deps.TxnInterval = p.Worker.TransactionInterval
+		deps.NewTxnClient = func(id string) (*kgo.Client, error) {
+			return svc.NewClient(kgo.TransactionalID(id), kgo.ProducerLinger(p.Worker.FlushInterval),
+				kgo.TransactionTimeout(max(time.Minute, 10*p.Worker.TransactionInterval)))
+		}
+	}
 
 	for _, s := range srcs {
 		hu, ok := s.conn.(source.HistoryUser)
