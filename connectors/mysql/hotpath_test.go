@@ -306,3 +306,48 @@ func TestRowsEncoderMatchesPlain(t *testing.T) {
 		}
 	}
 }
+
+// TestArenaRecycle checks that a recycled chunk is reused only after every
+// batch holding records from it is done and the arena has moved on.
+func TestArenaRecycle(t *testing.T) {
+	a := &arena{recycle: true}
+	carve := func(n, seed int) ([][]byte, [][]byte) {
+		var got, want [][]byte
+		for i := range n {
+			b := a.dst(300)
+			for j := range 300 {
+				b = append(b, byte(seed+i+j))
+			}
+			b = a.keep(b)
+			got, want = append(got, b), append(want, bytes.Clone(b))
+		}
+		return got, want
+	}
+	intact := func(name string, got, want [][]byte) {
+		t.Helper()
+		for i := range got {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("%s record %d was overwritten while its batch was in flight", name, i)
+			}
+		}
+	}
+	gotA, wantA := carve(2000, 1) // several chunks
+	doneA := a.batchDone()
+	gotB, wantB := carve(2000, 7)
+	doneB := a.batchDone()
+	gotC, wantC := carve(3000, 3) // would reuse A's chunks if they were free
+	intact("A", gotA, wantA)
+	intact("B", gotB, wantB)
+	doneA()
+	gotD, wantD := carve(3000, 5) // may reuse A's chunks now
+	intact("B", gotB, wantB)
+	intact("C", gotC, wantC)
+	intact("D", gotD, wantD)
+	doneB()
+	if doneC := a.batchDone(); doneC != nil {
+		doneC()
+	}
+	if a.cur.refs.Load() != 2 {
+		t.Fatalf("current chunk holds %d refs after every batch is done, want 2 (current and touched)", a.cur.refs.Load())
+	}
+}

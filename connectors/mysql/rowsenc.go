@@ -237,7 +237,11 @@ func (r *rowsEncoder) flush(ctx context.Context) error {
 		return nil
 	}
 	var err error
-	if be, ok := r.em.rt.(source.BatchEmitter); ok {
+	if be, ok := r.em.rt.(source.BatchDoneEmitter); ok {
+		// The chunks the records were carved from are reused once the
+		// log has acknowledged them.
+		err = be.EmitBatchDone(ctx, r.batch, r.a.batchDone())
+	} else if be, ok := r.em.rt.(source.BatchEmitter); ok {
 		err = be.EmitBatch(ctx, r.batch)
 	} else {
 		for _, rec := range r.batch {

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/source"
 )
 
 // streamer follows the binlog from a position between two transactions.
@@ -613,6 +614,7 @@ func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *repl
 	enc := &s.enc
 	if enc.em == nil {
 		enc.em, enc.a = s.r.em, &s.arena
+		_, s.arena.recycle = s.r.em.rt.(source.BatchDoneEmitter)
 	}
 	if err := enc.begin(ctx, ts, op, src, nowUs); err != nil {
 		return err

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tributary-cdc/tributary/schema"
@@ -228,13 +231,40 @@ func (e *emitter) emitTo(ctx context.Context, a *arena, ts *tableState, op schem
 // acknowledged every record carved from it: records are acknowledged
 // roughly in order, so memory stays within the in-flight bound plus one
 // chunk. An arena belongs to one goroutine. A nil arena allocates.
+//
+// With recycle set, chunks are reused once the log has acknowledged their
+// records: the caller hands every record to the runtime through a batch
+// whose done callback is batchDone's result (see rowsEncoder.flush).
 type arena struct {
 	buf []byte
 	// scratch is reused for bytes that are not kept.
 	scratch []byte
+
+	recycle bool
+	cur     *chunk
+	// touched are the chunks records were carved from since the last
+	// batchDone (cur included).
+	touched []*chunk
+}
+
+// chunk is a recyclable arena chunk. refs counts one while it is the
+// arena's current chunk, one while it is in the arena's touched list, and
+// one per batch in flight holding records from it.
+type chunk struct {
+	buf  []byte
+	refs atomic.Int32
 }
 
 const arenaChunk = 128 << 10
+
+// chunkPool holds chunks whose records the log has acknowledged.
+var chunkPool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, arenaChunk)} }}
+
+func (c *chunk) release() {
+	if c.refs.Add(-1) == 0 && cap(c.buf) == arenaChunk {
+		chunkPool.Put(c)
+	}
+}
 
 func (a *arena) scratchBuf() []byte {
 	if a == nil {
@@ -254,9 +284,50 @@ func (a *arena) dst(hint int) []byte {
 	}
 	need := hint + hint/4 + 16
 	if cap(a.buf)-len(a.buf) < need {
-		a.buf = make([]byte, 0, max(arenaChunk, 4*need))
+		a.newChunk(need)
 	}
 	return a.buf[len(a.buf):len(a.buf)]
+}
+
+func (a *arena) newChunk(need int) {
+	if !a.recycle {
+		a.buf = make([]byte, 0, max(arenaChunk, 4*need))
+		return
+	}
+	var c *chunk
+	if need <= arenaChunk/4 {
+		c = chunkPool.Get().(*chunk)
+	} else {
+		c = &chunk{buf: make([]byte, 4*need)}
+	}
+	c.refs.Store(2) // current and touched
+	if a.cur != nil {
+		a.cur.release()
+	}
+	a.cur = c
+	a.buf = c.buf[:0]
+	a.touched = append(a.touched, c)
+}
+
+// batchDone returns the done callback of a batch holding every record
+// carved since the previous call: it releases the chunks they came from.
+func (a *arena) batchDone() func() {
+	if a == nil || !a.recycle || len(a.touched) == 0 {
+		return nil
+	}
+	// The touched list's refs pass to the batch; the current chunk may
+	// receive records of the next batch, so it is touched again.
+	held := slices.Clone(a.touched)
+	a.touched = a.touched[:0]
+	if a.cur != nil {
+		a.cur.refs.Add(1)
+		a.touched = append(a.touched, a.cur)
+	}
+	return func() {
+		for _, c := range held {
+			c.release()
+		}
+	}
 }
 
 // keep claims b, which was appended to the last dst: when it still lies in
