@@ -41,6 +41,7 @@ type opts struct {
 	// its first event on (drain.pprof, snapshot.pprof).
 	pprofDir     string
 	pprofSeconds int
+	trace        bool
 	skipDrain    bool
 	skipSnapshot bool
 	// logExtra is extra YAML of the log section, for experiments only.
@@ -72,6 +73,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the bench database and work folder")
 	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the worker (from its first event) into this folder")
 	flag.IntVar(&o.pprofSeconds, "pprof-seconds", 3, "length of each CPU profile")
+	flag.BoolVar(&o.trace, "trace", false, "with -pprof, also write a one-second execution trace (it slows the worker down)")
 	flag.StringVar(&o.logExtra, "log-extra", "", "extra settings of the log section, e.g. 'compression: lz4,sync_writes: false' (for experiments; the measured run uses the defaults)")
 	flag.BoolVar(&o.skipDrain, "skip-drain", false, "skip the binlog drain measure")
 	flag.BoolVar(&o.skipSnapshot, "skip-snapshot", false, "skip the snapshot measure")
@@ -649,6 +651,9 @@ func (b *bench) profile(ctx context.Context, p *proc, name string) error {
 	traceDone := make(chan struct{})
 	go func() {
 		defer close(traceDone)
+		if !b.o.trace {
+			return
+		}
 		if err := b.fetch(ctx, p.http+"/debug/pprof/trace?seconds=1", filepath.Join(b.o.pprofDir, name+".trace")); err != nil {
 			b.logf("%s: trace: %v", name, err)
 		}
