@@ -70,6 +70,9 @@ func (s replayShadow) ReplaySwap(ctx context.Context, liveSink, shadowSink strin
 		}
 		return nil
 	}
+	if err := exec(sinkSyncCommit); err != nil {
+		return err
+	}
 	schemas := map[string]bool{}
 	for _, st := range tables {
 		live, shadow := pgx.Identifier{st.Name}, pgx.Identifier{st.ShadowName}

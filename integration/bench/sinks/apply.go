@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +68,9 @@ func (b *bench) applySink(ctx context.Context, name, entry string) (*applied, er
 		now := time.Now()
 		if t0.IsZero() && m[mRecords] > 0 {
 			t0, c0 = now, m[mApplied]
+			if b.o.pprofDir != "" {
+				go b.cpuProfile(ctx, strings.TrimSuffix(p.metrics, "/metrics"), name)
+			}
 		}
 		if m[mApplied] >= float64(n) {
 			end = now
@@ -87,6 +92,50 @@ func (b *bench) applySink(ctx context.Context, name, entry string) (*applied, er
 	b.notes = append(b.notes, fmt.Sprintf("%s: %d rows in %s (process start to last commit %s), worker CPU %s in its whole life, worker peak RSS %s",
 		name, n, a.elapsed.Round(time.Millisecond), a.wall.Round(time.Millisecond), p.cpu().Round(100*time.Millisecond), mb(a.rss)))
 	return a, nil
+}
+
+// cpuProfile saves a CPU profile and a 1s execution trace (which shows
+// what the goroutines wait for: go tool trace -pprof=net) of the worker
+// serving base into the -pprof folder; a failure is only logged.
+func (b *bench) cpuProfile(ctx context.Context, base, name string) {
+	fetch := func(url, path string) error {
+		if err := os.MkdirAll(b.o.pprofDir, 0o755); err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := (&http.Client{Timeout: time.Duration(b.o.pprofSeconds+10) * time.Second}).Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		b.logf("%s: %s written", name, path)
+		return nil
+	}
+	go func() {
+		if err := fetch(base+"/debug/pprof/trace?seconds=1", filepath.Join(b.o.pprofDir, name+".trace")); err != nil {
+			b.logf("%s: trace: %v", name, err)
+		}
+	}()
+	if err := fetch(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, b.o.pprofSeconds), filepath.Join(b.o.pprofDir, name+".pprof")); err != nil {
+		b.logf("%s: CPU profile: %v", name, err)
+	}
 }
 
 func isSignal(err error) bool {

@@ -43,6 +43,10 @@ type opts struct {
 	out         string
 	keep        bool
 	applyTimout time.Duration
+	// pprofDir, when set, receives a CPU profile of each applying worker
+	// taken from its first consumed record on (<sink>.pprof).
+	pprofDir     string
+	pprofSeconds int
 }
 
 // row is one line of the result table.
@@ -79,6 +83,8 @@ func main() {
 	flag.BoolVar(&o.skipKafka, "skip-kafka", false, "skip the replay through Apache Kafka (TRIBUTARY_TEST_KAFKA_BROKERS)")
 	flag.StringVar(&o.out, "out", "bin/bench-results.md", "append the result table here (empty: don't)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the bench databases and work folder")
+	flag.StringVar(&o.pprofDir, "pprof", "", "write a CPU profile of each applying worker (from its first record on) into this folder")
+	flag.IntVar(&o.pprofSeconds, "pprof-seconds", 5, "length of each CPU profile")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench sinks:", err)
