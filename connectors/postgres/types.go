@@ -2031,3 +2031,275 @@ func pgtypeAppendFloat64(dst, b []byte) ([]byte, error) {
 	}
 	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f)), nil
 }
+
+// ---- binary COPY ----
+
+// pgtypeBinAppender is pgtypeAppender for a value in PostgreSQL's binary
+// format (the type's send function, as COPY ... (FORMAT binary) writes it).
+// It writes the same bytes as the text path for the same value.
+type pgtypeBinAppender func(dst, b []byte) ([]byte, error)
+
+// pgtypeBinaryFor returns the binary appender of a column type and a
+// function turning a binary value back into the text a SQL literal of the
+// type takes, or nils when the type is read as text. A table is copied in
+// binary only when every column has one: binary COPY costs the server a
+// quarter less than text and has no escapes to undo.
+func pgtypeBinaryFor(oid uint32, typmod int32, info pgtypeCatalog) (pgtypeBinAppender, func([]byte) (string, error)) {
+	switch pgtypeResolve(oid, typmod, info).Root {
+	case pgxtype.BoolOID:
+		return pgtypeBinBool, pgtypeBinBoolText
+	case pgxtype.Int2OID:
+		return pgtypeBinInt(2), pgtypeBinIntText(2)
+	case pgxtype.Int4OID:
+		return pgtypeBinInt(4), pgtypeBinIntText(4)
+	case pgxtype.Int8OID:
+		return pgtypeBinInt(8), pgtypeBinIntText(8)
+	case pgxtype.OIDOID:
+		return pgtypeBinOID, pgtypeBinOIDText
+	case pgxtype.Float4OID:
+		return pgtypeBinFloat32, pgtypeBinFloatText(4)
+	case pgxtype.Float8OID:
+		return pgtypeBinFloat64, pgtypeBinFloatText(8)
+	case pgxtype.TextOID, pgxtype.VarcharOID, pgxtype.BPCharOID, pgxtype.NameOID, pgxtype.JSONOID:
+		// Their send functions write the text output, as COPY text does
+		// before escaping.
+		return pgtypeBinText, func(b []byte) (string, error) { return string(b), nil }
+	case pgxtype.JSONBOID:
+		return pgtypeBinJSONB, pgtypeBinJSONBText
+	case pgxtype.UUIDOID:
+		return pgtypeBinUUID, pgtypeBinUUIDText
+	}
+	return nil, nil
+}
+
+func pgtypeBinSize(b []byte, n int, what string) error {
+	if len(b) != n {
+		return fmt.Errorf("binary %s of %d bytes, want %d", what, len(b), n)
+	}
+	return nil
+}
+
+func pgtypeBinBool(dst, b []byte) ([]byte, error) {
+	if err := pgtypeBinSize(b, 1, "boolean"); err != nil {
+		return dst, err
+	}
+	if b[0] != 0 {
+		return append(dst, 1), nil
+	}
+	return append(dst, 0), nil
+}
+
+func pgtypeBinBoolText(b []byte) (string, error) {
+	if err := pgtypeBinSize(b, 1, "boolean"); err != nil {
+		return "", err
+	}
+	if b[0] != 0 {
+		return "t", nil
+	}
+	return "f", nil
+}
+
+func pgtypeBinIntValue(b []byte, n int) (int64, error) {
+	if err := pgtypeBinSize(b, n, "integer"); err != nil {
+		return 0, err
+	}
+	switch n {
+	case 2:
+		return int64(int16(binary.BigEndian.Uint16(b))), nil
+	case 4:
+		return int64(int32(binary.BigEndian.Uint32(b))), nil
+	}
+	return int64(binary.BigEndian.Uint64(b)), nil
+}
+
+func pgtypeBinInt(n int) pgtypeBinAppender {
+	return func(dst, b []byte) ([]byte, error) {
+		v, err := pgtypeBinIntValue(b, n)
+		if err != nil {
+			return dst, err
+		}
+		return schema.AppendLong(dst, v), nil
+	}
+}
+
+func pgtypeBinIntText(n int) func([]byte) (string, error) {
+	return func(b []byte) (string, error) {
+		v, err := pgtypeBinIntValue(b, n)
+		if err != nil {
+			return "", err
+		}
+		return strconv.FormatInt(v, 10), nil
+	}
+}
+
+func pgtypeBinOID(dst, b []byte) ([]byte, error) {
+	if err := pgtypeBinSize(b, 4, "oid"); err != nil {
+		return dst, err
+	}
+	return schema.AppendLong(dst, int64(binary.BigEndian.Uint32(b))), nil
+}
+
+func pgtypeBinOIDText(b []byte) (string, error) {
+	if err := pgtypeBinSize(b, 4, "oid"); err != nil {
+		return "", err
+	}
+	return strconv.FormatUint(uint64(binary.BigEndian.Uint32(b)), 10), nil
+}
+
+// NaN is written as the text path writes it (Go's NaN), whatever the
+// payload the server stored, so both paths give the same bytes.
+var (
+	pgtypeNaN32Bits = math.Float32bits(float32(math.NaN()))
+	pgtypeNaN64Bits = math.Float64bits(math.NaN())
+)
+
+func pgtypeBinFloat32(dst, b []byte) ([]byte, error) {
+	if err := pgtypeBinSize(b, 4, "real"); err != nil {
+		return dst, err
+	}
+	bits := binary.BigEndian.Uint32(b)
+	if f := math.Float32frombits(bits); f != f {
+		bits = pgtypeNaN32Bits
+	}
+	return binary.LittleEndian.AppendUint32(dst, bits), nil
+}
+
+func pgtypeBinFloat64(dst, b []byte) ([]byte, error) {
+	if err := pgtypeBinSize(b, 8, "double precision"); err != nil {
+		return dst, err
+	}
+	bits := binary.BigEndian.Uint64(b)
+	if f := math.Float64frombits(bits); f != f {
+		bits = pgtypeNaN64Bits
+	}
+	return binary.LittleEndian.AppendUint64(dst, bits), nil
+}
+
+func pgtypeBinFloatText(n int) func([]byte) (string, error) {
+	return func(b []byte) (string, error) {
+		if err := pgtypeBinSize(b, n, "float"); err != nil {
+			return "", err
+		}
+		var f float64
+		bits := 64
+		if n == 4 {
+			f, bits = float64(math.Float32frombits(binary.BigEndian.Uint32(b))), 32
+		} else {
+			f = math.Float64frombits(binary.BigEndian.Uint64(b))
+		}
+		switch {
+		case math.IsNaN(f):
+			return "NaN", nil
+		case math.IsInf(f, 1):
+			return "Infinity", nil
+		case math.IsInf(f, -1):
+			return "-Infinity", nil
+		}
+		return strconv.FormatFloat(f, 'g', -1, bits), nil
+	}
+}
+
+func pgtypeBinText(dst, b []byte) ([]byte, error) { return pgtypeAppendText(dst, b) }
+
+func pgtypeBinJSONB(dst, b []byte) ([]byte, error) {
+	if len(b) == 0 || b[0] != 1 {
+		return dst, errors.New("binary jsonb of an unknown version")
+	}
+	return pgtypeAppendText(dst, b[1:])
+}
+
+func pgtypeBinJSONBText(b []byte) (string, error) {
+	if len(b) == 0 || b[0] != 1 {
+		return "", errors.New("binary jsonb of an unknown version")
+	}
+	return string(b[1:]), nil
+}
+
+// pgtypeAppendUUID writes uuid_out's form: lower-case 8-4-4-4-12 hex.
+func pgtypeAppendUUID(dst, b []byte) []byte {
+	const hexd = "0123456789abcdef"
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hexd[c>>4], hexd[c&15])
+	}
+	return dst
+}
+
+func pgtypeBinUUID(dst, b []byte) ([]byte, error) {
+	if err := pgtypeBinSize(b, 16, "uuid"); err != nil {
+		return dst, err
+	}
+	return pgtypeAppendUUID(append(dst, 72), b), nil // 72: Avro length 36
+}
+
+func pgtypeBinUUIDText(b []byte) (string, error) {
+	if err := pgtypeBinSize(b, 16, "uuid"); err != nil {
+		return "", err
+	}
+	return string(pgtypeAppendUUID(make([]byte, 0, 36), b)), nil
+}
+
+// copyBinarySignature starts COPY's binary format.
+const copyBinarySignature = "PGCOPY\n\xff\r\n\x00"
+
+// copyBinarySplitRow splits one tuple of COPY's binary format into its
+// fields, reusing dst: NULL fields come back nil, every other field non-nil
+// (empty ones included), aliasing tuple.
+func copyBinarySplitRow(tuple []byte, dst [][]byte) ([][]byte, error) {
+	dst = dst[:0]
+	if len(tuple) < 2 {
+		return nil, errors.New("binary COPY tuple shorter than its field count")
+	}
+	n := int(int16(binary.BigEndian.Uint16(tuple)))
+	off := 2
+	for i := 0; i < n; i++ {
+		if len(tuple) < off+4 {
+			return nil, fmt.Errorf("binary COPY tuple ends inside field %d", i+1)
+		}
+		l := int(int32(binary.BigEndian.Uint32(tuple[off:])))
+		off += 4
+		if l < 0 {
+			dst = append(dst, nil)
+			continue
+		}
+		if len(tuple) < off+l {
+			return nil, fmt.Errorf("binary COPY tuple ends inside field %d", i+1)
+		}
+		dst = append(dst, tuple[off:off+l:off+l])
+		off += l
+	}
+	if off != len(tuple) {
+		return nil, fmt.Errorf("binary COPY tuple has %d bytes after its %d fields", len(tuple)-off, n)
+	}
+	return dst, nil
+}
+
+// copyBinaryTupleLen returns the length of the complete tuple at the start
+// of p (field count -1 is the trailer, 2 bytes), or 0 when p holds only
+// part of it.
+func copyBinaryTupleLen(p []byte) int {
+	if len(p) < 2 {
+		return 0
+	}
+	n := int(int16(binary.BigEndian.Uint16(p)))
+	if n < 0 {
+		return 2
+	}
+	off := 2
+	for i := 0; i < n; i++ {
+		if len(p) < off+4 {
+			return 0
+		}
+		l := int(int32(binary.BigEndian.Uint32(p[off:])))
+		off += 4
+		if l > 0 {
+			off += l
+			if len(p) < off {
+				return 0
+			}
+		}
+	}
+	return off
+}
