@@ -141,3 +141,25 @@ func (p *Plan) MissingTable(t *TableSpec) error {
 	}
 	return fmt.Errorf("table %s does not exist", t.QualifiedName())
 }
+
+// Run applies the plan in its order: the truncate, then the deletes, then
+// each group of writes. Reordering the changes so is what Tx.Apply's
+// contract allows (each key at most once, a truncate first).
+func (p *Plan) Run(truncate func() error, deletes func(keys [][]any) error, write func(g *WriteGroup) error) error {
+	if p.Truncate {
+		if err := truncate(); err != nil {
+			return fmt.Errorf("truncating: %w", err)
+		}
+	}
+	if len(p.Deletes) > 0 {
+		if err := deletes(p.Deletes); err != nil {
+			return err
+		}
+	}
+	for i := range p.Writes {
+		if err := write(&p.Writes[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -218,3 +218,30 @@ func TestScanOffsets(t *testing.T) {
 		t.Error("ScanOffsets hid the rows' error")
 	}
 }
+
+func TestPlanRun(t *testing.T) {
+	a := newColSet(nil)
+	changes := []Change{{Op: OpTruncate}, {Op: OpUpsert, Cols: a}, {Op: OpDelete, Key: []any{int64(1)}}, {Op: OpInsert, Cols: a}}
+	var p Plan
+	p.Sort(changes)
+	var steps []string
+	err := p.Run(
+		func() error { steps = append(steps, "truncate"); return nil },
+		func(keys [][]any) error { steps = append(steps, fmt.Sprintf("delete %v", keys)); return nil },
+		func(g *WriteGroup) error { steps = append(steps, fmt.Sprintf("%s %v", g.Op, g.Rows)); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"truncate", "delete [[1]]", "upsert [1]", "insert [3]"}; !reflect.DeepEqual(steps, want) {
+		t.Errorf("steps %v, want %v", steps, want)
+	}
+	boom := errors.New("boom")
+	err = p.Run(func() error { return boom }, nil, nil)
+	if !errors.Is(err, boom) || !strings.HasPrefix(err.Error(), "truncating: ") {
+		t.Errorf("truncate error = %v", err)
+	}
+	p.Sort(changes[1:2])
+	if err := p.Run(nil, nil, func(*WriteGroup) error { return boom }); !errors.Is(err, boom) {
+		t.Errorf("write error = %v", err)
+	}
+}

@@ -570,21 +570,11 @@ func (x *sinkTx) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink
 	if info == nil {
 		return p.MissingTable(spec)
 	}
-	if p.Truncate {
+	return p.Run(
 		// DELETE, not TRUNCATE TABLE, which would commit implicitly.
-		if err := x.exec(ctx, "DELETE FROM "+info.ident); err != nil {
-			return fmt.Errorf("truncating: %w", err)
-		}
-	}
-	if err := x.deleteKeys(ctx, spec, info, p.Deletes); err != nil {
-		return err
-	}
-	for _, g := range p.Writes {
-		if err := x.write(ctx, spec, info, g.Op, g.Cols, changes, g.Rows); err != nil {
-			return err
-		}
-	}
-	return nil
+		func() error { return x.exec(ctx, "DELETE FROM "+info.ident) },
+		func(keys [][]any) error { return x.deleteKeys(ctx, spec, info, keys) },
+		func(g *sink.WriteGroup) error { return x.write(ctx, spec, info, g.Op, g.Cols, changes, g.Rows) })
 }
 
 func (x *sinkTx) write(ctx context.Context, spec *sink.TableSpec, info *sinkTableInfo, op sink.Op, cs *sink.ColSet, changes []sink.Change, idx []int) error {

@@ -593,22 +593,10 @@ func (x *sinkTx) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink
 	if info == nil {
 		return p.MissingTable(spec)
 	}
-	if p.Truncate {
-		if err := x.exec(ctx, "TRUNCATE "+info.ident); err != nil {
-			return fmt.Errorf("truncating: %w", err)
-		}
-	}
-	if len(p.Deletes) > 0 {
-		if err := x.deleteKeys(ctx, spec, info, p.Deletes); err != nil {
-			return err
-		}
-	}
-	for _, g := range p.Writes {
-		if err := x.write(ctx, spec, info, g.Op, g.Cols, changes, g.Rows); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p.Run(
+		func() error { return x.exec(ctx, "TRUNCATE "+info.ident) },
+		func(keys [][]any) error { return x.deleteKeys(ctx, spec, info, keys) },
+		func(g *sink.WriteGroup) error { return x.write(ctx, spec, info, g.Op, g.Cols, changes, g.Rows) })
 }
 
 // stage returns a temporary text-column table for cols, created on first

@@ -376,18 +376,6 @@ const maxVars = 32000
 func (x *txn) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Change) error {
 	p := &x.t.plan
 	p.Sort(changes)
-	if p.Truncate {
-		if info, err := x.t.loadTable(ctx, x.tx, spec.Name); err != nil {
-			return err
-		} else if info != nil {
-			if err := x.exec(ctx, "DELETE FROM "+quote(spec.Name)); err != nil {
-				return fmt.Errorf("truncating: %w", err)
-			}
-		}
-	}
-	if err := x.deleteKeys(ctx, spec, p.Deletes); err != nil {
-		return err
-	}
 	// Parsing a multi-row statement costs as much as running it: each
 	// shape is prepared once per Apply and run for every full chunk.
 	prepared := map[string]*sql.Stmt{}
@@ -397,7 +385,7 @@ func (x *txn) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Ch
 		}
 	}()
 	var args []any
-	for _, g := range p.Writes {
+	write := func(g *sink.WriteGroup) error {
 		n := len(g.Cols.Columns)
 		per := min(500, max(1, maxVars/n))
 		for _, ch := range sink.Chunks(len(g.Rows), per) {
@@ -426,8 +414,18 @@ func (x *txn) Apply(ctx context.Context, spec *sink.TableSpec, changes []sink.Ch
 				return fmt.Errorf("writing %d rows: %w", len(rows), err)
 			}
 		}
+		return nil
 	}
-	return nil
+	return p.Run(
+		func() error {
+			// A table never created has nothing to truncate.
+			if info, err := x.t.loadTable(ctx, x.tx, spec.Name); err != nil || info == nil {
+				return err
+			}
+			return x.exec(ctx, "DELETE FROM "+quote(spec.Name))
+		},
+		func(keys [][]any) error { return x.deleteKeys(ctx, spec, keys) },
+		write)
 }
 
 func (x *txn) writeStmt(spec *sink.TableSpec, op sink.Op, cols *sink.ColSet, rows int) string {
