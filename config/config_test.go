@@ -778,6 +778,9 @@ sources:
 `)
 	wantErr(t, got, `pipeline.yaml:5:3: worker.group: needs a Kafka cluster (log.brokers)`)
 
+	got = parseErr(t, "worker:\n  exactly_once: true\n")
+	wantErr(t, got, `pipeline.yaml:2:3: worker.exactly_once: needs a Kafka cluster (log.brokers)`)
+
 	got = parseErr(t, `log:
   brokers: [k:9092]
 registry:

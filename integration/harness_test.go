@@ -337,8 +337,14 @@ type reader struct {
 
 func newReader(t testing.TB, le *logEnv, topics ...string) *reader {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(le.brokers), kgo.ConsumeTopics(topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250*time.Millisecond))
+	return newReaderOpts(t, le, nil, topics...)
+}
+
+// newReaderOpts is newReader with extra client options (e.g. read_committed).
+func newReaderOpts(t testing.TB, le *logEnv, opts []kgo.Opt, topics ...string) *reader {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(le.brokers), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,9 @@ func tail(ctx context.Context, topic string, o tailOptions, out io.Writer) error
 	if o.fromBeginning {
 		start = kgo.NewOffset().AtStart()
 	}
-	kopts = append(kopts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start))
+	// Read committed: events of an aborted exactly_once transaction never
+	// happened.
+	kopts = append(kopts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(start), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	cl, err := broker.NewClient(kc, kopts...)
 	if err != nil {
 		return runtimeErr(err)
