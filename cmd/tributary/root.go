@@ -94,6 +94,7 @@ By default the log and the schema registry are embedded: one process, no setup.`
 		newVerifyCmd(),
 		newStatusCmd(),
 		newOffsetsCmd(),
+		newBackfillCmd(),
 	)
 	return root
 }
