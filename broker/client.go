@@ -50,6 +50,7 @@ func NewClient(cfg ClientConfig, extra ...kgo.Opt) (*kgo.Client, error) {
 		// (sync_writes), which was the bench's largest wait. Consumers then
 		// get batches of up to 1 MiB compressed rather than uncompressed.
 		kgo.StreamingCompression(),
+		kgo.RecordPartitioner(defaultPartitioner()),
 		kgo.RecordRetries(1 << 30), // never give up on a record while the client lives: loss is worse than stalling
 		kgo.ProduceRequestTimeout(30 * time.Second),
 	}
