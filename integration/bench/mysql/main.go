@@ -291,19 +291,35 @@ func (b *bench) drain(ctx context.Context) error {
 	}
 	b.logf("drain: backlog ready in %s, binlog %s:%d .. %s:%d", time.Since(t).Round(time.Millisecond), from.Name, from.Pos, to.Name, to.Pos)
 
-	// Baseline: a bare BinlogSyncer over the same range, events discarded.
-	t = time.Now()
-	rowsSeen, bytes, err := b.bareSync(ctx, from, to)
-	if err != nil {
-		return fmt.Errorf("bare BinlogSyncer: %w", err)
+	// Baseline: a bare BinlogSyncer over the same range, events discarded,
+	// run before and after tributary; the faster run counts, so a busy
+	// moment of the machine does not flatter tributary. Like tributary's
+	// figure, its rate runs from its first row event.
+	var bs syncResult
+	var syncEl, rowsEl time.Duration
+	var syncRate float64
+	baseline := func() error {
+		t := time.Now()
+		r, err := b.bareSync(ctx, from, to)
+		if err != nil {
+			return fmt.Errorf("bare BinlogSyncer: %w", err)
+		}
+		el := time.Since(t)
+		if r.rows < int64(n) {
+			return fmt.Errorf("bare BinlogSyncer saw %d rows of %s.t, want %d", r.rows, b.db, n)
+		}
+		rel := r.last.Sub(r.first)
+		rate := float64(r.rows-r.firstRows) / rel.Seconds()
+		b.logf("drain: bare BinlogSyncer read %d rows (%s of binlog) in %s (%s from its first row event): %.0f rows/s, %.1f MB/s",
+			r.rows, mb(r.bytes), el.Round(time.Millisecond), rel.Round(time.Millisecond), rate, float64(r.bytes)/(1<<20)/rel.Seconds())
+		if rate > syncRate {
+			bs, syncEl, rowsEl, syncRate = r, el, rel, rate
+		}
+		return nil
 	}
-	syncEl := time.Since(t)
-	if rowsSeen < int64(n) {
-		return fmt.Errorf("bare BinlogSyncer saw %d rows of %s.t, want %d", rowsSeen, b.db, n)
+	if err := baseline(); err != nil {
+		return err
 	}
-	syncRate := float64(n) / syncEl.Seconds()
-	b.logf("drain: bare BinlogSyncer read %d rows (%s of binlog) in %s: %.0f rows/s, %.1f MB/s",
-		rowsSeen, mb(bytes), syncEl.Round(time.Millisecond), syncRate, float64(bytes)/(1<<20)/syncEl.Seconds())
 
 	p, err = b.startTributary(ctx, "drain2", yaml, base+2)
 	if err != nil {
@@ -317,6 +333,10 @@ func (b *bench) drain(ctx context.Context) error {
 	if herr != nil {
 		return fmt.Errorf("peak RSS: %w", herr)
 	}
+	if err := baseline(); err != nil {
+		return err
+	}
+	bytes := bs.bytes
 	mbps := float64(bytes) / (1 << 20) / el.Seconds()
 	b.logf("drain: tributary %.0f events/s, %.1f MB/s (%s from first event, %s from process start), peak RSS %s",
 		rate, mbps, el.Round(time.Millisecond), whole.Round(time.Millisecond), mb(rss))
@@ -324,12 +344,12 @@ func (b *bench) drain(ctx context.Context) error {
 	b.rows = append(b.rows, row{
 		measure:  fmt.Sprintf("binlog drain, %d row changes (%s binlog)", n, mb(bytes)),
 		figure:   fmt.Sprintf("%.0f ev/s, %.1f MB/s", rate, mbps),
-		baseline: fmt.Sprintf("%.0f ev/s, %.1f MB/s bare BinlogSyncer", syncRate, float64(bytes)/(1<<20)/syncEl.Seconds()),
+		baseline: fmt.Sprintf("%.0f ev/s, %.1f MB/s bare BinlogSyncer", syncRate, float64(bytes)/(1<<20)/rowsEl.Seconds()),
 		ratio:    fmt.Sprintf("%.2f×", ratio), target: "≥ 0.7×", verdict: verdict(ratio >= 0.7),
 	})
 	b.rows = append(b.rows, rssRow("peak RSS, binlog drain", rss))
-	b.notes = append(b.notes, fmt.Sprintf("drain: BinlogSyncer %s incl. connect; tributary %s from its first event to %d events (%s from process start, %.0f ev/s on that basis)",
-		syncEl.Round(time.Millisecond), el.Round(time.Millisecond), n, whole.Round(time.Millisecond), float64(n)/whole.Seconds()))
+	b.notes = append(b.notes, fmt.Sprintf("drain: BinlogSyncer (faster of a run before and one after tributary) %s from its first row event (%s incl. connect); tributary %s from its first event to %d events (%s from process start, %.0f ev/s on that basis)",
+		rowsEl.Round(time.Millisecond), syncEl.Round(time.Millisecond), el.Round(time.Millisecond), n, whole.Round(time.Millisecond), float64(n)/whole.Seconds()))
 	if !b.o.keep {
 		_, _ = b.admin.ExecContext(ctx, "DROP TABLE t")
 	}
@@ -340,12 +360,22 @@ func rssRow(measure string, rss int64) row {
 	return row{measure: measure, figure: mb(rss), baseline: "-", ratio: "-", target: "< 150 MB", verdict: verdict(rss < 150<<20)}
 }
 
+type syncResult struct {
+	rows, bytes int64
+	// first and last are when the first and last row events of the table
+	// arrived; firstRows is the rows of the first one.
+	first, last time.Time
+	firstRows   int64
+}
+
 // bareSync reads the binlog from..to with go-mysql and nothing else: rows
-// events are parsed (as any consumer must) and dropped.
-func (b *bench) bareSync(ctx context.Context, from, to mysql.Position) (rows, bytes int64, err error) {
+// events are parsed (as any consumer must, with the library's defaults)
+// and dropped.
+func (b *bench) bareSync(ctx context.Context, from, to mysql.Position) (syncResult, error) {
+	var res syncResult
 	host, port, err := net.SplitHostPort(b.cfg.Addr)
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	pn, _ := strconv.Atoi(port)
 	sy := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
@@ -356,7 +386,7 @@ func (b *bench) bareSync(ctx context.Context, from, to mysql.Position) (rows, by
 	defer sy.Close()
 	st, err := sy.StartSync(from)
 	if err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	file := from.Name
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -364,7 +394,7 @@ func (b *bench) bareSync(ctx context.Context, from, to mysql.Position) (rows, by
 	for {
 		ev, err := st.GetEvent(ctx)
 		if err != nil {
-			return rows, bytes, err
+			return res, err
 		}
 		switch e := ev.Event.(type) {
 		case *replication.RotateEvent:
@@ -372,12 +402,16 @@ func (b *bench) bareSync(ctx context.Context, from, to mysql.Position) (rows, by
 			continue // also sent (fake) at the start; not part of the range
 		case *replication.RowsEvent:
 			if string(e.Table.Schema) == b.db && string(e.Table.Table) == "t" {
-				rows += int64(len(e.Rows))
+				res.last = time.Now()
+				if res.rows == 0 {
+					res.first, res.firstRows = res.last, int64(len(e.Rows))
+				}
+				res.rows += int64(len(e.Rows))
 			}
 		}
-		bytes += int64(ev.Header.EventSize)
+		res.bytes += int64(ev.Header.EventSize)
 		if (file == to.Name && ev.Header.LogPos >= to.Pos) || file > to.Name {
-			return rows, bytes, nil
+			return res, nil
 		}
 	}
 }
