@@ -55,6 +55,7 @@ type streamer struct {
 	before, after             []any
 	arena                     arena
 	enc                       rowsEncoder
+	raws                      rawStore
 	fileBox, gtidBox, nameBox boxed
 }
 
@@ -106,7 +107,7 @@ func (s *streamer) syncerConfig() replication.BinlogSyncerConfig {
 		// Events wait here while the log is slow: keep the buffer small so
 		// memory stays bounded.
 		EventCacheCount:     128,
-		RowsEventDecodeFunc: (&rowsDecoder{}).decode,
+		RowsEventDecodeFunc: (&rowsDecoder{raws: &s.raws}).decode,
 	}
 	if hb := s.c.cfg.HeartbeatSeconds; hb > 0 {
 		cfg.HeartbeatPeriod = time.Duration(hb) * time.Second
@@ -122,8 +123,13 @@ func (s *streamer) syncerConfig() replication.BinlogSyncerConfig {
 // column.intValue reinterprets them for UNSIGNED columns from the schema
 // history, which it does anyway when the server logs no signedness. It runs
 // on the syncer's reading goroutine, which owns it.
+//
+// Rows of tables with only simple column types are not decoded here at
+// all: their bytes go to the streamer through raws (see rowsdirect.go).
 type rowsDecoder struct {
 	orig, bare *replication.TableMapEvent
+	simple     bool
+	raws       *rawStore
 }
 
 func (d *rowsDecoder) decode(e *replication.RowsEvent, data []byte) error {
@@ -132,13 +138,25 @@ func (d *rowsDecoder) decode(e *replication.RowsEvent, data []byte) error {
 		return err
 	}
 	t := e.Table
-	if t == nil || len(t.SignednessBitmap) == 0 {
+	if t == nil {
 		return e.DecodeData(pos, data)
 	}
 	if d.orig != t {
-		bare := *t
-		bare.SignednessBitmap = nil
-		d.orig, d.bare = t, &bare
+		d.orig, d.bare, d.simple = t, nil, simpleBinlogTypes(t)
+		if len(t.SignednessBitmap) > 0 {
+			bare := *t
+			bare.SignednessBitmap = nil
+			d.bare = &bare
+		}
+	}
+	// Updates are decoded here even so: the direct path takes inserts and
+	// deletes only.
+	if typ := e.Type(); d.simple && d.raws != nil && (typ == replication.EnumRowsEventTypeInsert || typ == replication.EnumRowsEventTypeDelete) {
+		d.raws.put(e, rawRows{data: data, pos: pos, bare: d.bare})
+		return nil
+	}
+	if d.bare == nil {
+		return e.DecodeData(pos, data)
 	}
 	// Decode against the copy, then hand the event on with the server's
 	// own table map (the streamer checks it against the schema history).
@@ -305,6 +323,7 @@ func (e *purgedError) Unwrap() error { return e.err }
 
 // once runs one binlog connection until it fails or ctx ends.
 func (s *streamer) once(ctx context.Context) (progress bool, err error) {
+	s.raws.reset()
 	syncer, st, err := s.start()
 	if err != nil {
 		return false, err
@@ -572,6 +591,7 @@ func (s *streamer) source(h *replication.EventHeader, id tableID, row int) []any
 }
 
 func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
+	raw, isRaw := s.raws.take(e)
 	id := tableID{string(e.Table.Schema), string(e.Table.Table)}
 	if !s.r.filter.captured(id.DB, id.Table) {
 		return nil
@@ -585,12 +605,6 @@ func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *repl
 			return fmt.Errorf("at %s: %w", s.at(h), err)
 		}
 		s.tmeChecked[id] = e.Table
-	}
-	for _, sk := range e.SkippedColumns {
-		if len(sk) > 0 {
-			return fmt.Errorf("row event for %s at %s lacks %d of %d columns: the writing session used binlog_row_image other than FULL, so before/after images are incomplete; set binlog_row_image=FULL for every session",
-				id, s.at(h), len(sk), len(ts.cols))
-		}
 	}
 	var op schema.Op
 	step := 1
@@ -618,6 +632,29 @@ func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *repl
 	}
 	if err := enc.begin(ctx, ts, op, src, nowUs); err != nil {
 		return err
+	}
+	if isRaw {
+		if op != schema.OpUpdate && directEventType(h.EventType) && !ts.directOff {
+			if p := ts.plan(e.Table); p.ok {
+				n, handled, err := enc.direct(ctx, e, raw, p)
+				s.emittedSinceCheckpoint += n
+				if err != nil {
+					return fmt.Errorf("at %s: %w", s.at(h), err)
+				}
+				if handled {
+					return enc.flush(ctx)
+				}
+			}
+		}
+		if err := decodeLater(e, raw); err != nil {
+			return fmt.Errorf("binlog rows event of %s at %s: %w", id, s.at(h), err)
+		}
+	}
+	for _, sk := range e.SkippedColumns {
+		if len(sk) > 0 {
+			return fmt.Errorf("row event for %s at %s lacks %d of %d columns: the writing session used binlog_row_image other than FULL, so before/after images are incomplete; set binlog_row_image=FULL for every session",
+				id, s.at(h), len(sk), len(ts.cols))
+		}
 	}
 	for i := 0; i+step <= len(e.Rows); i += step {
 		var before, after []any

@@ -50,6 +50,10 @@ type tableState struct {
 	keyHint, valueHint int
 	// partsOff turns off part-by-part encoding (see rowsEncoder).
 	partsOff bool
+	// direct is the direct plan for the last table map seen; directOff
+	// turns the direct path off (see rowsdirect.go).
+	direct    *directPlan
+	directOff bool
 }
 
 // newTableState compiles def; keyCols overrides a missing primary key.
