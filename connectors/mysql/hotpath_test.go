@@ -6,8 +6,8 @@ import (
 	"encoding/binary"
 	"math"
 	"math/big"
-	"strings"
 	"reflect"
+	"strings"
 	"testing"
 	"unsafe"
 
