@@ -378,6 +378,7 @@ func (c *Connector) scanForDDL(ctx context.Context, r *run, cat *catalog, pos, e
 	if err != nil {
 		return err
 	}
+	s.headersOnly = true // only statements matter here
 	syncer, st, err := s.start()
 	if err != nil {
 		return err

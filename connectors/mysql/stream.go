@@ -51,11 +51,14 @@ type streamer struct {
 
 	// The hot path reuses these: the codec copies values into the record's
 	// bytes, so nothing downstream keeps them.
-	srcBuf                    []any
-	before, after             []any
-	arena                     arena
-	enc                       rowsEncoder
-	raws                      rawStore
+	srcBuf        []any
+	before, after []any
+	arena         arena
+	enc           rowsEncoder
+	raws          rawStore
+	// headersOnly makes the syncer skip the rows of rows events: the
+	// stream is only scanned for statements.
+	headersOnly               bool
 	fileBox, gtidBox, nameBox boxed
 }
 
@@ -107,7 +110,7 @@ func (s *streamer) syncerConfig() replication.BinlogSyncerConfig {
 		// Events wait here while the log is slow: keep the buffer small so
 		// memory stays bounded.
 		EventCacheCount:     128,
-		RowsEventDecodeFunc: (&rowsDecoder{raws: &s.raws}).decode,
+		RowsEventDecodeFunc: (&rowsDecoder{raws: &s.raws, headersOnly: s.headersOnly}).decode,
 	}
 	if hb := s.c.cfg.HeartbeatSeconds; hb > 0 {
 		cfg.HeartbeatPeriod = time.Duration(hb) * time.Second
@@ -127,14 +130,15 @@ func (s *streamer) syncerConfig() replication.BinlogSyncerConfig {
 // Rows of tables with only simple column types are not decoded here at
 // all: their bytes go to the streamer through raws (see rowsdirect.go).
 type rowsDecoder struct {
-	orig, bare *replication.TableMapEvent
-	simple     bool
-	raws       *rawStore
+	orig, bare  *replication.TableMapEvent
+	simple      bool
+	raws        *rawStore
+	headersOnly bool // rows are not read at all (a scan for DDL)
 }
 
 func (d *rowsDecoder) decode(e *replication.RowsEvent, data []byte) error {
 	pos, err := e.DecodeHeader(data)
-	if err != nil {
+	if err != nil || d.headersOnly {
 		return err
 	}
 	t := e.Table
