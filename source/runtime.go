@@ -143,6 +143,8 @@ type runtime struct {
 
 const recSlabSize = 256
 
+var batchRecPool = sync.Pool{New: func() any { s := make([]kgo.Record, 0, recSlabSize); return &s }}
+
 func newRuntime(name, server string, off map[string]any, d Deps, log *slog.Logger) *runtime {
 	rt := &runtime{
 		name: name, server: server, d: d, log: log, offset: off,
@@ -292,7 +294,16 @@ func (rt *runtime) EmitBatchDone(ctx context.Context, rs []Record, done func()) 
 		ep.ack = func(rec *kgo.Record, err error) { rt.acked(ep, rec, err) }
 	}
 	ack := ep.ack
+	var recs []kgo.Record
 	if done != nil {
+		// The batch's kgo.Records come from a pool and go back once all
+		// are acknowledged (kgo no longer refers to them): a slab of
+		// records per batch was a large allocation the GC had to scan.
+		rp := batchRecPool.Get().(*[]kgo.Record)
+		if cap(*rp) < len(rs) {
+			*rp = make([]kgo.Record, len(rs))
+		}
+		recs = (*rp)[:len(rs)]
 		// One closure per batch: acknowledgements arrive on kgo's
 		// goroutines, so the count is atomic.
 		left := new(atomic.Int64)
@@ -300,15 +311,18 @@ func (rt *runtime) EmitBatchDone(ctx context.Context, rs []Record, done func()) 
 		ack = func(rec *kgo.Record, err error) {
 			rt.acked(ep, rec, err)
 			if left.Add(-1) == 0 {
+				clear(recs)
+				batchRecPool.Put(rp)
 				done()
 			}
 		}
+	} else {
+		if len(rt.recSlab) < len(rs) {
+			rt.recSlab = make([]kgo.Record, max(recSlabSize, len(rs)))
+		}
+		recs = rt.recSlab[:len(rs):len(rs)]
+		rt.recSlab = rt.recSlab[len(rs):]
 	}
-	if len(rt.recSlab) < len(rs) {
-		rt.recSlab = make([]kgo.Record, max(recSlabSize, len(rs)))
-	}
-	recs := rt.recSlab[:len(rs):len(rs)]
-	rt.recSlab = rt.recSlab[len(rs):]
 	rt.mu.Unlock()
 
 	// kgo reads the clock for every record without a timestamp; one read

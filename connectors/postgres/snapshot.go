@@ -275,6 +275,7 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 	}
 	close(stopProgress)
 	<-progressDone
+	defer snapChunksDrop()
 	if ctx.Err() != nil {
 		return snapshotResult{}, ctx.Err()
 	}
@@ -727,6 +728,7 @@ type snapEncoder struct {
 	// interface allocates on every row.
 	snapTrue, snapLast any
 	now                func() time.Time // time.Now; tests fix it
+	hdr                []byte           // scratch for the key header
 }
 
 func (c *connector) newSnapEncoder(out chan<- snapBatch, lsn pglogrepl.LSN, txid int64) *snapEncoder {
@@ -926,7 +928,8 @@ func (e *snapEncoder) record(t *snapTable, tail []byte, arena *snapArena) source
 	keyCols := t.codec.KeyColumns()
 	klen := 0
 	if len(keyCols) > 0 {
-		klen = len(t.codec.AppendKeyHeader(nil)) // constant; cheap
+		e.hdr = t.codec.AppendKeyHeader(e.hdr[:0])
+		klen = len(e.hdr)
 		for _, k := range keyCols {
 			klen += e.spans[k][1] - e.spans[k][0]
 		}
@@ -964,10 +967,46 @@ type snapArena struct {
 
 const snapChunkBytes = 64 << 10
 
+// snapChunkFree keeps released chunks for the next blocks. Unlike a
+// sync.Pool it is not emptied by every garbage collection, which during a
+// snapshot comes often enough that most chunks were allocated (and zeroed)
+// again. It holds at most snapChunkFreeMax chunks (8 MiB); runSnapshot
+// empties it when done (chunks of records still in flight then may come
+// back to it, within the same bound).
 var (
-	snapChunkPool = sync.Pool{New: func() any { b := make([]byte, snapChunkBytes); return &b }}
+	snapChunkFree = make(chan *[]byte, snapChunkFreeMax)
 	snapArenaPool = sync.Pool{New: func() any { return new(snapArena) }}
 )
+
+const snapChunkFreeMax = 128
+
+func snapChunkGet() *[]byte {
+	select {
+	case c := <-snapChunkFree:
+		return c
+	default:
+		b := make([]byte, snapChunkBytes)
+		return &b
+	}
+}
+
+func snapChunkPut(c *[]byte) {
+	select {
+	case snapChunkFree <- c:
+	default: // full: left to the garbage collector
+	}
+}
+
+// snapChunksDrop empties the free list, so an idle worker keeps no chunks.
+func snapChunksDrop() {
+	for {
+		select {
+		case <-snapChunkFree:
+		default:
+			return
+		}
+	}
+}
 
 // alloc returns n bytes with exactly n bytes of capacity. A record larger
 // than a chunk gets its own allocation, never pooled.
@@ -976,7 +1015,7 @@ func (a *snapArena) alloc(n int) []byte {
 		if n > snapChunkBytes {
 			return make([]byte, n)
 		}
-		c := snapChunkPool.Get().(*[]byte)
+		c := snapChunkGet()
 		a.chunks = append(a.chunks, c)
 		a.free = *c
 	}
@@ -989,7 +1028,7 @@ func (a *snapArena) alloc(n int) []byte {
 // refer to the arena's records afterwards.
 func (a *snapArena) release() {
 	for i, c := range a.chunks {
-		snapChunkPool.Put(c)
+		snapChunkPut(c)
 		a.chunks[i] = nil
 	}
 	a.chunks, a.free = a.chunks[:0], nil
