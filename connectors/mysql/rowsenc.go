@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/tributary-cdc/tributary/schema"
 	"github.com/tributary-cdc/tributary/source"
@@ -40,6 +41,54 @@ type rowsEncoder struct {
 	batch   []source.Record
 	plain   []byte
 	bk, ak  []byte // key columns of an update's images, compared
+
+	inflight inflight
+}
+
+// maxInflight bounds the bytes of streamed records the log has not yet
+// acknowledged, below the runtime's own bound (max_in_flight_bytes): a
+// backlog drains as fast with a few MiB in flight, and a small heap keeps
+// the garbage collector from running flat out near the memory limit.
+const maxInflight = 16 << 20
+
+// inflight counts the bytes of records handed to the log and not yet
+// acknowledged; acknowledgements arrive on another goroutine.
+type inflight struct {
+	n    atomic.Int64
+	wake chan struct{}
+}
+
+func (f *inflight) add(n int) {
+	if f.n.Add(int64(n)) <= maxInflight && n < 0 && f.wake != nil {
+		select {
+		case f.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wait blocks while more than maxInflight bytes are unacknowledged.
+func (f *inflight) wait(ctx context.Context) error {
+	if f.wake == nil {
+		return nil // not counted (see rowsEncoder.init)
+	}
+	for f.n.Load() > maxInflight {
+		select {
+		case <-f.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// init binds the encoder to the streamer's emitter and arena.
+func (r *rowsEncoder) init(em *emitter, a *arena) {
+	r.em, r.a = em, a
+	if _, ok := em.rt.(source.BatchDoneEmitter); ok {
+		a.recycle = true
+		r.inflight.wake = make(chan struct{}, 1)
+	}
 }
 
 // maxBatch bounds the records held before they go to the runtime.
@@ -238,9 +287,26 @@ func (r *rowsEncoder) flush(ctx context.Context) error {
 	}
 	var err error
 	if be, ok := r.em.rt.(source.BatchDoneEmitter); ok {
+		if err := r.inflight.wait(ctx); err != nil {
+			return err
+		}
 		// The chunks the records were carved from are reused once the
 		// log has acknowledged them.
-		err = be.EmitBatchDone(ctx, r.batch, r.a.batchDone())
+		chunksDone := r.a.batchDone()
+		size := 0
+		for i := range r.batch {
+			size += len(r.batch[i].Key) + len(r.batch[i].Value)
+		}
+		r.inflight.add(size)
+		err = be.EmitBatchDone(ctx, r.batch, func() {
+			if chunksDone != nil {
+				chunksDone()
+			}
+			r.inflight.add(-size)
+		})
+		if err != nil {
+			r.inflight.add(-size)
+		}
 	} else if be, ok := r.em.rt.(source.BatchEmitter); ok {
 		err = be.EmitBatch(ctx, r.batch)
 	} else {

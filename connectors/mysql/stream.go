@@ -14,7 +14,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tributary-cdc/tributary/schema"
-	"github.com/tributary-cdc/tributary/source"
 )
 
 // streamer follows the binlog from a position between two transactions.
@@ -631,8 +630,7 @@ func (s *streamer) rows(ctx context.Context, h *replication.EventHeader, e *repl
 	src := s.source(h, id, 0)
 	enc := &s.enc
 	if enc.em == nil {
-		enc.em, enc.a = s.r.em, &s.arena
-		_, s.arena.recycle = s.r.em.rt.(source.BatchDoneEmitter)
+		enc.init(s.r.em, &s.arena)
 	}
 	if err := enc.begin(ctx, ts, op, src, nowUs); err != nil {
 		return err
