@@ -16,6 +16,12 @@ func TestQuickstart(t *testing.T) {
 	env(t, "TRIBUTARY_TEST_PG_URL") // the services must be up, as under `make test`
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	// The demo keeps its slot for the user's next run; a test run must not
+	// leave it holding WAL on the machine.
+	t.Cleanup(func() {
+		c := pgConn(t, env(t, "TRIBUTARY_TEST_PG_URL"))
+		_, _ = c.Exec(context.Background(), "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = 'demo' AND NOT active")
+	})
 	cmd := exec.CommandContext(ctx, "bash", "integration/quickstart.sh")
 	cmd.Dir = ".."
 	cmd.Env = append(os.Environ(), "QUICKSTART_SECONDS=8", "TRIBUTARY_DATA_DIR="+t.TempDir())
