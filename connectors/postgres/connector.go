@@ -426,8 +426,6 @@ type slotState struct {
 	walStatus string
 }
 
-func (s slotState) usable() bool { return s.exists && s.walStatus != "lost" && s.confirmed != 0 }
-
 func (c *connector) readSlot(ctx context.Context, conn *pgx.Conn) (slotState, error) {
 	var s slotState
 	var plugin, database, confirmed, walStatus *string

@@ -1050,20 +1050,6 @@ type recordSlab struct {
 	free []byte // unused tail of the current block
 }
 
-// alloc returns n bytes of the current block (a new block when the tail
-// is too short), with exactly n bytes of capacity.
-func (s *recordSlab) alloc(n int) []byte {
-	if cap(s.free) < n {
-		s.free = make([]byte, 0, max(snapSlabBytes, n))
-	}
-	b := s.free[:n:n]
-	s.free = s.free[n:n:cap(s.free)]
-	if cap(s.free) < snapSlabMinTail {
-		s.free = nil
-	}
-	return b
-}
-
 func (s *recordSlab) encode(codec *schema.Codec, topic string, keyRow []any, env *schema.Envelope) (source.Record, error) {
 	if cap(s.free) < snapSlabMinTail {
 		s.free = make([]byte, 0, snapSlabBytes)

@@ -833,10 +833,10 @@ func pgtypeDecodeFloat64(b []byte) (any, error) {
 
 // ---- numeric / money ----
 
-// pgtypeErrSpecialNumeric is returned for NaN and ±Infinity, which
+// errSpecialNumeric is returned for NaN and ±Infinity, which
 // Debezium's precise decimal mode cannot represent either (it fails the
 // connector with "Got a special value (NaN/Infinity) for Decimal type").
-var pgtypeErrSpecialNumeric = errors.New("numeric special value cannot be represented as a Debezium decimal (decimal.handling.mode=precise); Debezium needs decimal.handling.mode=string or double for it")
+var errSpecialNumeric = errors.New("numeric special value cannot be represented as a Debezium decimal (decimal.handling.mode=precise); Debezium needs decimal.handling.mode=string or double for it")
 
 // pgtypeNumericParts splits a numeric text into sign, integer digits and
 // fraction digits. money text ("-$1,234.56", "($1.00)") is accepted when
@@ -844,7 +844,7 @@ var pgtypeErrSpecialNumeric = errors.New("numeric special value cannot be repres
 func pgtypeNumericParts(b []byte, money bool) (neg bool, intPart, frac []byte, err error) {
 	switch string(b) {
 	case "NaN", "Infinity", "-Infinity":
-		return false, nil, nil, fmt.Errorf("%w: %q", pgtypeErrSpecialNumeric, b)
+		return false, nil, nil, fmt.Errorf("%w: %q", errSpecialNumeric, b)
 	}
 	if !money {
 		i := 0

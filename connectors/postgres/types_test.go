@@ -384,8 +384,8 @@ func TestPgtypeDecodeErrors(t *testing.T) {
 		})
 	}
 	_, dec, _ := pgtypeLookup(pgxtype.NumericOID, -1, nil)
-	if _, err := dec([]byte("NaN")); !errors.Is(err, pgtypeErrSpecialNumeric) {
-		t.Fatalf("NaN error %v is not pgtypeErrSpecialNumeric", err)
+	if _, err := dec([]byte("NaN")); !errors.Is(err, errSpecialNumeric) {
+		t.Fatalf("NaN error %v is not errSpecialNumeric", err)
 	}
 }
 
