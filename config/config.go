@@ -59,7 +59,7 @@ type Log struct {
 	Listen             string        `yaml:"listen" default:"127.0.0.1:9092" desc:"Embedded mode: loopback host:port where the broker serves Kafka clients such as kcat."`
 	Partitions         int           `yaml:"partitions" default:"1" desc:"Partition count of topics tributary creates."`
 	ReplicationFactor  int           `yaml:"replication_factor" default:"-1" desc:"Replication factor of topics tributary creates; -1 uses the broker's default."`
-	CompactionInterval time.Duration `yaml:"compaction_interval" default:"1m" desc:"Embedded mode: how often compacted topics are cleaned."`
+	CompactionInterval time.Duration `yaml:"compaction_interval" default:"10m" desc:"Embedded mode: how often compacted topics are cleaned. Each pass reads and rewrites every compacted partition and holds its surviving records in memory (see the README), so it is not short by default."`
 	SyncWrites         bool          `yaml:"sync_writes" default:"true" desc:"Embedded mode: fsync every batch before acknowledging it, so an acknowledged event survives power loss."`
 	OffsetsTopic       string        `yaml:"offsets_topic" default:"tributary-offsets" desc:"Compacted topic holding source offsets (Kafka Connect key format)."`
 	Compression        string        `yaml:"compression" default:"snappy" enum:"zstd,lz4,snappy,gzip,none" desc:"Compression of produced batches. snappy costs the least CPU per event (a third of zstd's in the snapshot benchmark, where compression was the largest single cost); zstd stores about half the bytes of snappy for that CPU."`

@@ -121,7 +121,7 @@ func TestDefaults(t *testing.T) {
 	p := mustParse(t, minimal)
 	l := p.Log
 	if !l.Embedded() || l.DataDir != "./data/log" || l.Listen != "127.0.0.1:9092" || l.Partitions != 1 ||
-		l.ReplicationFactor != -1 || l.CompactionInterval != time.Minute || !l.SyncWrites ||
+		l.ReplicationFactor != -1 || l.CompactionInterval != 10*time.Minute || !l.SyncWrites ||
 		l.OffsetsTopic != "tributary-offsets" || l.Compression != "snappy" || l.ClientID != "tributary" ||
 		l.TLS != nil || l.SASL != nil {
 		t.Errorf("log defaults: %+v", l)
