@@ -609,7 +609,7 @@ func TestDocs(t *testing.T) {
 		"## `log`", "## `registry`", "## `worker`", "## `sources` and `sinks`",
 		"| `log.brokers` | list of strings |",
 		"| `log.data_dir` | string | `./data/log` |",
-		"| `log.compaction_interval` | duration | `1m` |",
+		"| `log.compaction_interval` | duration | `10m` |",
 		"| `log.compression` | string | `snappy` | Compression of produced batches.",
 		"| `log.sasl` | object, optional |",
 		"| `log.sasl.password` | string (secret) |  | Required.",
