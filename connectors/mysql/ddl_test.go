@@ -152,6 +152,9 @@ func TestDDLCreateAlterRenameDrop(t *testing.T) {
 	if got := colSummary(cat.tables[tableID{"shop", "orders"}]); got != "k:INT pk=k" {
 		t.Errorf("CREATE OR REPLACE: %s", got)
 	}
+	if len(res.changes) == 0 {
+		t.Error("CREATE OR REPLACE reported no table change")
+	}
 	applyAll(t, dp, cat, f, "", "DROP DATABASE shop")
 	if len(cat.tables) != 0 {
 		t.Errorf("DROP DATABASE left %v", cat.sortedIDs())

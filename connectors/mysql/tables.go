@@ -348,11 +348,6 @@ func (a *arena) keep(b []byte) []byte {
 	return b[:len(b):len(b)]
 }
 
-// rowFromText converts a snapshot row into Go values.
-func (ts *tableState) rowFromText(vals []textValue) ([]any, error) {
-	return ts.rowFromTextInto(nil, vals, false)
-}
-
 // rowFromTextInto converts a snapshot row into Go values, reusing dst's
 // backing array when it is large enough. With alias, strings and bytes
 // share the memory of vals (see column.fromTextValue).
