@@ -61,3 +61,7 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
 )
+
+// The embedded log runs a patched kfake: bounded-memory, crash-safe compaction
+// and streaming segment loads. See third_party/kfake/PATCHES.md.
+replace github.com/twmb/franz-go/pkg/kfake => ./third_party/kfake

@@ -173,7 +173,13 @@ func (k kfakeLogger) Logf(level kfake.LogLevel, msg string, args ...any) {
 		k.l.Error(fmt.Sprintf(msg, args...))
 	case kfake.LogLevelWarn:
 		k.l.Warn(fmt.Sprintf(msg, args...))
+	case kfake.LogLevelInfo:
+		// kfake logs every request at info; that is noise for users. A
+		// compaction pass (third_party/kfake) is housekeeping worth seeing.
+		if strings.HasPrefix(msg, "compacted ") {
+			k.l.Info(fmt.Sprintf(msg, args...))
+		}
 	default:
-		// kfake logs every request at info/debug; that is noise for users.
+		// debug: every request.
 	}
 }
