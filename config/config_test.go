@@ -131,7 +131,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("registry defaults: %+v", r)
 	}
 	w := p.Worker
-	if w.Name != "tributary" || w.Group != "" || w.HTTP != "127.0.0.1:8083" || w.MaxInFlightBytes != 64<<20 ||
+	if w.Name != "tributary" || w.Group != "" || w.HTTP != "127.0.0.1:8083" || w.MaxInFlightBytes != 32<<20 ||
 		w.LogLevel != "info" || w.LogFormat != "text" || w.FlushInterval != 5*time.Millisecond {
 		t.Errorf("worker defaults: %+v", w)
 	}
@@ -613,7 +613,7 @@ func TestDocs(t *testing.T) {
 		"| `log.compression` | string | `snappy` | Compression of produced batches.",
 		"| `log.sasl` | object, optional |",
 		"| `log.sasl.password` | string (secret) |  | Required.",
-		"| `worker.max_in_flight_bytes` | byte size | `64MiB` |",
+		"| `worker.max_in_flight_bytes` | byte size | `32MiB` |",
 		"| `registry.basic_auth.user` |",
 		"`${VAR:-default}`",
 	} {
