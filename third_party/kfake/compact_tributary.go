@@ -233,6 +233,16 @@ func (c *Cluster) compact(pd *partData, topic string) (more bool) {
 	// Pass 1: hash the keys of the dirty range, up to the map's capacity,
 	// the last batch, or the first batch of an open transaction.
 	m := newOffsetMap()
+	// Size the map once from the index (records, not distinct keys), so
+	// appending never doubles it past the budget.
+	want := 0
+	pd.eachBatchMeta(func(_, _ int, bm *batchMeta) bool {
+		if bm.firstOffset+int64(bm.lastOffsetDelta)+1 > pd.cleanerDirty {
+			want += int(bm.numRecords)
+		}
+		return want < maxEntries
+	})
+	m.entries = make([]cleanerEntry, 0, min(want, maxEntries))
 	dirtyEnd := int64(-1)
 	cleanEnd := int64(-1) // where the cleanable log ends: more is left if dirtyEnd < cleanEnd
 	n := 0
