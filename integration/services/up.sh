@@ -12,6 +12,17 @@
 # runs serialise on a lock. Must run as root (apt-get; postgres/mysql users).
 set -euo pipefail
 
+# The daemons started below would inherit the caller's open descriptors and
+# keep them as long as they run: a lock taken by `flock FILE make test` would
+# stay held by PostgreSQL, MariaDB and Kafka. Close everything but stdio (and
+# bash's own 255, where it reads this script from).
+for fd in /proc/$$/fd/*; do
+	fd=${fd##*/}
+	if [[ $fd =~ ^[0-9]+$ ]] && ((fd > 2 && fd < 255)); then
+		eval "exec $fd>&-"
+	fi
+done
+
 ROOT=/tmp/tributary-services
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PG_BIN=/usr/lib/postgresql/15/bin
