@@ -135,6 +135,13 @@ type runtime struct {
 	// recSlab hands out kgo.Records carved from one allocation per
 	// recSlabSize records (guarded by mu); kgo holds each until its ack.
 	recSlab []kgo.Record
+	// freeSlabs keeps the kgo.Record slabs of acknowledged batches for the
+	// next batches (guarded by mu), by capacity class (64 << class), up to
+	// maxFreeRecords records in all. A sync.Pool lost them at every GC
+	// cycle, and under a drain the cycles come every few milliseconds: it
+	// allocated a slab per batch.
+	freeSlabs   [slabClasses][]*[]kgo.Record
+	freeRecords int
 	// Acknowledged events of ackTopic not yet added to the counters.
 	ackTopic  string
 	ackEvents int
@@ -143,7 +150,54 @@ type runtime struct {
 
 const recSlabSize = 256
 
-var batchRecPool = sync.Pool{New: func() any { s := make([]kgo.Record, 0, recSlabSize); return &s }}
+const (
+	slabClasses = 7 // 64 to 4096 records
+	// maxFreeRecords bounds the records kept for reuse: about 16 MiB of
+	// kgo.Records (176 bytes each), fewer than max_in_flight_bytes holds
+	// in flight when events are small.
+	maxFreeRecords = 96 << 10
+)
+
+// slabClass is the smallest class holding n records, or -1 beyond the last.
+func slabClass(n int) int {
+	for c := range slabClasses {
+		if n <= 64<<c {
+			return c
+		}
+	}
+	return -1
+}
+
+// getSlab returns an empty slab for n records. Called with mu held.
+func (rt *runtime) getSlab(n int) *[]kgo.Record {
+	c := slabClass(n)
+	if c < 0 {
+		s := make([]kgo.Record, 0, n)
+		return &s
+	}
+	if free := rt.freeSlabs[c]; len(free) > 0 {
+		rp := free[len(free)-1]
+		free[len(free)-1] = nil
+		rt.freeSlabs[c] = free[:len(free)-1]
+		rt.freeRecords -= cap(*rp)
+		return rp
+	}
+	s := make([]kgo.Record, 0, 64<<c)
+	return &s
+}
+
+func (rt *runtime) putSlab(rp *[]kgo.Record) {
+	c := slabClass(cap(*rp))
+	if c < 0 || cap(*rp) != 64<<c {
+		return
+	}
+	rt.mu.Lock()
+	if rt.freeRecords+cap(*rp) <= maxFreeRecords {
+		rt.freeSlabs[c] = append(rt.freeSlabs[c], rp)
+		rt.freeRecords += cap(*rp)
+	}
+	rt.mu.Unlock()
+}
 
 func newRuntime(name, server string, off map[string]any, d Deps, log *slog.Logger) *runtime {
 	rt := &runtime{
@@ -296,13 +350,10 @@ func (rt *runtime) EmitBatchDone(ctx context.Context, rs []Record, done func()) 
 	ack := ep.ack
 	var recs []kgo.Record
 	if done != nil {
-		// The batch's kgo.Records come from a pool and go back once all
-		// are acknowledged (kgo no longer refers to them): a slab of
+		// The batch's kgo.Records come from freeSlabs and go back once
+		// all are acknowledged (kgo no longer refers to them): a slab of
 		// records per batch was a large allocation the GC had to scan.
-		rp := batchRecPool.Get().(*[]kgo.Record)
-		if cap(*rp) < len(rs) {
-			*rp = make([]kgo.Record, len(rs))
-		}
+		rp := rt.getSlab(len(rs))
 		recs = (*rp)[:len(rs)]
 		// One closure per batch: acknowledgements arrive on kgo's
 		// goroutines, so the count is atomic.
@@ -312,7 +363,7 @@ func (rt *runtime) EmitBatchDone(ctx context.Context, rs []Record, done func()) 
 			rt.acked(ep, rec, err)
 			if left.Add(-1) == 0 {
 				clear(recs)
-				batchRecPool.Put(rp)
+				rt.putSlab(rp)
 				done()
 			}
 		}

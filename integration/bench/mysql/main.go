@@ -728,7 +728,11 @@ func (b *bench) profile(ctx context.Context, p *proc, name string) error {
 		}
 	}()
 	defer func() { <-traceDone }()
-	return b.fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.http, b.o.pprofSeconds), filepath.Join(b.o.pprofDir, name+".pprof"))
+	if err := b.fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.http, b.o.pprofSeconds), filepath.Join(b.o.pprofDir, name+".pprof")); err != nil {
+		return err
+	}
+	// Allocations since the worker started (go tool pprof -sample_index=alloc_space).
+	return b.fetch(ctx, p.http+"/debug/pprof/allocs", filepath.Join(b.o.pprofDir, name+".allocs.pprof"))
 }
 
 func (b *bench) fetch(ctx context.Context, url, path string) error {
