@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestMySQLExactlyOnce: the MariaDB source with worker.exactly_once on
@@ -74,28 +72,7 @@ func TestMySQLExactlyOnce(t *testing.T) {
 		t.Fatalf("writer too slow to test anything: %d transactions", total)
 	}
 
-	r := newReaderOpts(t, le, []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted())}, topic)
-	counts := map[int64]int{}
-	r.pollUntil(t, 2*time.Minute, func(evs []event) bool {
-		clear(counts)
-		for _, e := range evs {
-			if e.op() == "c" || e.op() == "r" {
-				counts[num(e.after()["id"])]++
-			}
-		}
-		for id := int64(1); id <= total; id++ {
-			if counts[id] == 0 || counts[id+1000000000] == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	var dups []int64
-	for id, n := range counts {
-		if n > 1 {
-			dups = append(dups, id)
-		}
-	}
+	counts, dups, _ := readCommittedIDs(t, le, topic, total)
 	if len(dups) > 0 || int64(len(counts)) != 2*total {
 		t.Fatalf("read_committed consumer saw %d distinct ids (want %d) and %d duplicated ids, e.g. %v", len(counts), 2*total, len(dups), dups[:min(len(dups), 10)])
 	}

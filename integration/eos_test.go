@@ -81,28 +81,7 @@ func TestPGExactlyOnce(t *testing.T) {
 				t.Fatalf("writer too slow to test anything: kill at %d, term at %d, total %d", killAt, termAt, total)
 			}
 
-			r := newReaderOpts(t, le, []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted())}, topic)
-			counts := map[int64]int{}
-			r.pollUntil(t, 2*time.Minute, func(evs []event) bool {
-				clear(counts)
-				for _, e := range evs {
-					if e.op() == "c" || e.op() == "r" {
-						counts[num(e.after()["id"])]++
-					}
-				}
-				for id := int64(1); id <= total; id++ {
-					if counts[id] == 0 || counts[id+1000000000] == 0 {
-						return false
-					}
-				}
-				return true
-			})
-			var dups []int64
-			for id, n := range counts {
-				if n > 1 {
-					dups = append(dups, id)
-				}
-			}
+			counts, dups, r := readCommittedIDs(t, le, topic, total)
 			if len(dups) > 0 || int64(len(counts)) != 2*total {
 				var where []string
 				for _, e := range r.evs {
@@ -138,4 +117,34 @@ func replaceOnce(t *testing.T, s, old, new string) string {
 		t.Fatalf("%q occurs %d times in:\n%s", old, strings.Count(s, old), s)
 	}
 	return strings.Replace(s, old, new, 1)
+}
+
+// readCommittedIDs reads topic as a read_committed consumer until every id
+// the writers inserted (1..total and their 1e9+ twins) is there, and returns
+// how many times each id was seen, the ids seen more than once, and the
+// reader (its events locate the duplicates).
+func readCommittedIDs(t *testing.T, le *logEnv, topic string, total int64) (counts map[int64]int, dups []int64, r *reader) {
+	t.Helper()
+	r = newReaderOpts(t, le, []kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted())}, topic)
+	counts = map[int64]int{}
+	r.pollUntil(t, 2*time.Minute, func(evs []event) bool {
+		clear(counts)
+		for _, e := range evs {
+			if e.op() == "c" || e.op() == "r" {
+				counts[num(e.after()["id"])]++
+			}
+		}
+		for id := int64(1); id <= total; id++ {
+			if counts[id] == 0 || counts[id+1000000000] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for id, n := range counts {
+		if n > 1 {
+			dups = append(dups, id)
+		}
+	}
+	return counts, dups, r
 }

@@ -26,6 +26,24 @@ type unit struct {
 	run             func(ctx context.Context) error
 }
 
+// firstThenOpen hands out first on its first call and a connector from open
+// on every later one: the connector opened (and validated) at start serves
+// the first run, and a unit that a group moved away and back opens a new one
+// because the previous run closed it.
+func firstThenOpen[T any](first T, open func() (T, error)) func() (T, error) {
+	var mu sync.Mutex
+	used := false
+	return func() (T, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !used {
+			used = true
+			return first, nil
+		}
+		return open()
+	}
+}
+
 // supervisor starts and stops units, reports their state, and turns the
 // first failure into the worker's failure.
 type supervisor struct {

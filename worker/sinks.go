@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/tributary-cdc/tributary/config"
 	"github.com/tributary-cdc/tributary/schema"
@@ -73,20 +72,14 @@ func sinkUnits(sinks []openedSink, deps sink.Deps, log *slog.Logger) []unit {
 	var out []unit
 	for _, s := range sinks {
 		name, typ := s.entry.Name, s.entry.Type
-		first := s.target
-		var mu sync.Mutex
+		next := firstThenOpen(s.target, func() (sink.Target, error) {
+			d, _ := sink.Lookup(typ)
+			return d.Open(name, s.cfg, log.With("sink", name))
+		})
 		out = append(out, unit{name: name, kind: "sink", typ: typ, run: func(ctx context.Context) error {
-			mu.Lock()
-			target := first
-			first = nil
-			mu.Unlock()
-			if target == nil {
-				d, _ := sink.Lookup(typ)
-				t, err := d.Open(name, s.cfg, log.With("sink", name))
-				if err != nil {
-					return fmt.Errorf("%s (%s sink %s): %w", s.entry.Path, typ, name, err)
-				}
-				target = t
+			target, err := next()
+			if err != nil {
+				return fmt.Errorf("%s (%s sink %s): %w", s.entry.Path, typ, name, err)
 			}
 			d := deps
 			d.Logger = log.With("sink", name)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -179,23 +178,21 @@ func sourceUnits(srcs []openedSource, deps source.Deps, log *slog.Logger) []unit
 	var out []unit
 	for _, s := range srcs {
 		name, typ := s.spec.Name, s.spec.Type
-		first := s.conn
-		var mu sync.Mutex
+		next := firstThenOpen(s.conn, func() (source.Connector, error) {
+			drv, _ := source.Lookup(typ)
+			c, err := drv.Open(name, s.cfg, log.With("source", name))
+			if err != nil {
+				return nil, err
+			}
+			if hu, ok := c.(source.HistoryUser); ok {
+				hu.SetHistory(offsets.NewHistory(deps.Client, hu.HistoryTopic()))
+			}
+			return c, nil
+		})
 		out = append(out, unit{name: name, kind: "source", typ: typ, run: func(ctx context.Context) error {
-			mu.Lock()
-			conn := first
-			first = nil
-			mu.Unlock()
-			if conn == nil {
-				drv, _ := source.Lookup(typ)
-				c, err := drv.Open(name, s.cfg, log.With("source", name))
-				if err != nil {
-					return fmt.Errorf("%s (%s): %w", s.spec.Path, name, err)
-				}
-				if hu, ok := c.(source.HistoryUser); ok {
-					hu.SetHistory(offsets.NewHistory(deps.Client, hu.HistoryTopic()))
-				}
-				conn = c
+			conn, err := next()
+			if err != nil {
+				return fmt.Errorf("%s (%s): %w", s.spec.Path, name, err)
 			}
 			d := deps
 			d.Logger = log.With("source", name)
