@@ -43,11 +43,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,7 +200,7 @@ func columnType(ct *sink.ColumnType) string {
 		return "REAL"
 	case sink.KindFloat64:
 		return "DOUBLE"
-	case sink.KindBytes:
+	case sink.KindBytes, sink.KindGeometry:
 		return "BLOB"
 	case sink.KindDate:
 		return "DATE"
@@ -231,6 +234,11 @@ func (t *Target) EnsureTable(ctx context.Context, spec *sink.TableSpec) error {
 			if c.Key {
 				b.WriteString(" NOT NULL")
 			}
+			def, err := defaultClause(c)
+			if err != nil {
+				return fmt.Errorf("creating table: %w", err)
+			}
+			b.WriteString(def)
 		}
 		if len(spec.Key) > 0 {
 			b.WriteString(", PRIMARY KEY (")
@@ -259,14 +267,46 @@ func (t *Target) EnsureTable(ctx context.Context, spec *sink.TableSpec) error {
 			}
 			continue
 		}
-		stmt := "ALTER TABLE " + quote(spec.Name) + " ADD COLUMN " + quote(c.Name) + " " + columnType(&c.Type)
+		// With a default the rows the copy holds read it, as the source's
+		// rows did.
+		def, err := defaultClause(c)
+		if err != nil {
+			return fmt.Errorf("adding column %s: %w", c.Name, err)
+		}
+		stmt := "ALTER TABLE " + quote(spec.Name) + " ADD COLUMN " + quote(c.Name) + " " + columnType(&c.Type) + def
 		if _, err := t.db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("adding column %s: %w", c.Name, err)
 		}
-		t.log.Info("added column", "table", spec.Name, "column", c.Name, "type", columnType(&c.Type))
+		t.log.Info("added column", "table", spec.Name, "column", c.Name, "type", columnType(&c.Type)+def)
 		info.cols[c.Name] = true
 	}
 	return nil
+}
+
+// defaultClause is the " DEFAULT <literal>" of a column, "" when it has
+// none; the literal is what toSQLite stores for the value.
+func defaultClause(c *sink.ColumnSpec) (string, error) {
+	if !c.HasDefault || c.Key || c.Default == nil {
+		return "", nil
+	}
+	v, err := toSQLite(c.Default, &c.Type)
+	if err != nil {
+		return "", fmt.Errorf("default of column %s: %w", c.Name, err)
+	}
+	switch x := v.(type) {
+	case int64:
+		return " DEFAULT " + strconv.FormatInt(x, 10), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return "", nil // no literal; such defaults do not occur in practice
+		}
+		return " DEFAULT " + strconv.FormatFloat(x, 'g', -1, 64), nil
+	case string:
+		return " DEFAULT '" + strings.ReplaceAll(x, "'", "''") + "'", nil
+	case []byte:
+		return " DEFAULT X'" + hex.EncodeToString(x) + "'", nil
+	}
+	return "", nil
 }
 
 // queryer is a *sql.DB or, inside a transaction (which holds the only
@@ -552,6 +592,9 @@ func toSQLite(v any, ct *sink.ColumnType) (any, error) {
 			return x.Microseconds(), nil
 		}
 		return sink.FormatTimeOfDay(x), nil
+	case sink.Geometry:
+		// The WKB, as SpatiaLite-free readers (GDAL, shapely) take it.
+		return x.WKB, nil
 	case []any, map[string]any:
 		return sink.JSONText(x)
 	}
