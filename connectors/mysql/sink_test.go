@@ -67,6 +67,9 @@ func (h *sinkMySQLHarness) Table(schema, table string) string {
 func (h *sinkMySQLHarness) OffsetsTable() string               { return "`" + h.dbName + "`." + sink.OffsetsTable }
 func (h *sinkMySQLHarness) Text(col string) string             { return "CAST(`" + col + "` AS CHAR)" }
 func (h *sinkMySQLHarness) CreateNamespace(*testing.T, string) {}
+func (h *sinkMySQLHarness) WKBHex(col string) string {
+	return "LOWER(HEX(ST_AsBinary(`" + col + "`)))"
+}
 
 func (h *sinkMySQLHarness) Query(t *testing.T, q string) []string {
 	t.Helper()

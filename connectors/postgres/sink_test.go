@@ -66,6 +66,9 @@ func (h *sinkPGHarness) Table(schema, table string) string {
 }
 func (h *sinkPGHarness) OffsetsTable() string   { return "public." + sink.OffsetsTable }
 func (h *sinkPGHarness) Text(col string) string { return pgx.Identifier{col}.Sanitize() + "::text" }
+func (h *sinkPGHarness) WKBHex(col string) string {
+	return "encode(" + pgx.Identifier{col}.Sanitize() + ", 'hex')" // bytea: the test database has no PostGIS
+}
 func (h *sinkPGHarness) CreateNamespace(t *testing.T, schema string) {
 	h.Exec(t, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
 }

@@ -39,6 +39,8 @@ type Harness interface {
 	CreateNamespace(t *testing.T, schema string)
 	// Nullable reports whether a column of a copy accepts NULL.
 	Nullable(t *testing.T, schema, table, col string) bool
+	// WKBHex renders a geometry column as the lower-case hex of its WKB.
+	WKBHex(col string) string
 }
 
 // Conformance runs the scenarios every sink target must pass against a
@@ -48,6 +50,7 @@ type Harness interface {
 func Conformance(t *testing.T, h Harness) {
 	t.Run("Changes", func(t *testing.T) { confChanges(t, h) })
 	t.Run("Evolution", func(t *testing.T) { confEvolution(t, h) })
+	t.Run("Shape", func(t *testing.T) { confShape(t, h) })
 	t.Run("BatchIsOneTransaction", func(t *testing.T) { confAtomic(t, h) })
 	t.Run("RejectedStops", func(t *testing.T) { confReject(t, h, false) })
 	t.Run("RejectedToDLQ", func(t *testing.T) { confReject(t, h, true) })
@@ -317,6 +320,81 @@ func confEvolution(t *testing.T, h Harness) {
 	}
 	if h.Nullable(t, c.schema, "evo", "id") {
 		t.Error("the key column must stay NOT NULL")
+	}
+	c.stop(r)
+}
+
+// confShape: the copy follows the source's table shape. Columns are named
+// as the source spells them (__debezium.source.column.name), not as the
+// adjusted Avro field names; columns added with a default give the copy's
+// existing rows that default; a widened varchar and an int that became a
+// bigint take values the old types could not hold; a Debezium Geometry is
+// stored as its WKB.
+func confShape(t *testing.T, h Harness) {
+	c := newConf(t, h)
+	const table = `My Table "quoted"`
+	v1 := []Col{
+		{Name: "id", Type: Int32("INT4"), Source: "id"},
+		{Name: "select", Type: String("VARCHAR", "128"), Source: "select"},
+		{Name: "col_with_space", Type: Int32("INT4"), Optional: true, Source: "col with space"},
+		{Name: "_n_c_d___", Type: String("TEXT"), Optional: true, Source: "ünïcödé 列"},
+	}
+	// The topic (and so the Avro namespace) is adjusted, as a source does;
+	// the source block carries the table's own name.
+	topic := "srv." + c.schema + ".My_Table__quoted_"
+	tb := &Table{Topic: topic, DB: "db", Schema: c.schema, Name: table, Columns: v1, Key: []string{"id"}}
+	enc1, err := NewEncoder(c.reg, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.createTopic(tb.Topic, 1)
+	h.CreateNamespace(t, c.schema)
+	name := c.name("shape")
+	row1 := map[string]any{"id": 1, "select": "one", "col_with_space": 10, "_n_c_d___": "ü1"}
+	row2 := map[string]any{"id": 2, "select": "two", "col_with_space": nil, "_n_c_d___": nil}
+	c.produce(c.ev(enc1, "c", nil, row1), c.ev(enc1, "c", nil, row2))
+	r := c.start(context.Background(), c.spec(name, tb.Topic), h.NewTarget(t))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 2})
+	c.eq("rows under the source's column names", c.rows(table, "id", "select", "col with space", "ünïcödé 列"),
+		[]string{"1|one|10|ü1", "2|two|NULL|NULL"})
+
+	// ALTER TABLE ... ALTER select TYPE varchar(200), ALTER "col with
+	// space" TYPE bigint, ADD loyalty_points int NOT NULL DEFAULT 0, ADD
+	// tier text DEFAULT 'bronze', ADD credit numeric(5,2) NOT NULL DEFAULT
+	// 1.50, ADD since date NOT NULL DEFAULT '2024-01-01', ADD geom geometry.
+	v2 := []Col{
+		v1[0],
+		{Name: "select", Type: String("VARCHAR", "200"), Source: "select"},
+		{Name: "col_with_space", Type: Int64("INT8"), Optional: true, Source: "col with space"},
+		v1[3],
+		{Name: "loyalty_points", Type: Int32("INT4"), Source: "loyalty_points", Default: 0},
+		{Name: "tier", Type: String("TEXT"), Optional: true, Source: "tier", Default: "bronze"},
+		{Name: "credit", Type: Decimal(5, 2, "NUMERIC", "5", "2"), Source: "credit", Default: "\u0000\u0096"},
+		{Name: "since", Type: Date("DATE"), Source: "since", Default: Days(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))},
+		{Name: "geom", Type: Geometry("GEOMETRY"), Optional: true, Source: "geom"},
+	}
+	enc2, err := NewEncoder(c.reg, &Table{Topic: topic, DB: "db", Schema: c.schema, Name: table, Columns: v2, Key: []string{"id"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 168)
+	// POINT(1 2) in little-endian WKB.
+	wkb := []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0, 0, 0, 0, 0, 0, 0, 0x40}
+	row3 := map[string]any{"id": 3, "select": long, "col_with_space": int64(5_000_000_000), "_n_c_d___": "列3",
+		"loyalty_points": 7, "tier": "gold", "credit": Dec("2.25"), "since": Days(time.Date(2025, 2, 3, 0, 0, 0, 0, time.UTC)),
+		"geom": map[string]any{"wkb": wkb, "srid": 4326}}
+	c.produce(c.ev(enc2, "c", nil, row3))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 3})
+	c.eq("rows after the ALTERs: defaults in the rows the copy held, wider values in the new one",
+		c.rows(table, "id", "select", "col with space", "loyalty_points", "tier"),
+		[]string{"1|one|10|0|bronze", "2|two|NULL|0|bronze", "3|" + long + "|5000000000|7|gold"})
+	c.eq("decimal defaults", c.rows(table, "id", "credit"), []string{"1|1.50", "2|1.50", "3|2.25"})
+	sel := []string{h.Text("id"), h.WKBHex("geom")}
+	c.eq("geometry as WKB", h.Query(t, "SELECT "+strings.Join(sel, ", ")+" FROM "+h.Table(c.schema, table)+" WHERE id = 3"),
+		[]string{"3|" + fmt.Sprintf("%x", wkb)})
+	got := h.Query(t, "SELECT "+h.Text("since")+" FROM "+h.Table(c.schema, table)+" ORDER BY id")
+	if len(got) != 3 || !strings.HasPrefix(got[0], "2024-01-01") || !strings.HasPrefix(got[2], "2025-02-03") {
+		t.Errorf("date default: rows hold %q, want 2024-01-01 in the old rows and 2025-02-03 in the new", got)
 	}
 	c.stop(r)
 }
