@@ -492,9 +492,21 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 				t.log.Info("widened column", "table", spec.QualifiedName(), "column", c.Name, "was", typ, "now", want)
 				changed = true
 			case sinkTypeOther:
-				if c.TypeChanged {
-					return sinkTypeChangeError(spec, c, typ, want)
+				if !c.TypeChanged {
+					break // a copy's own choice (or an older mapping): kept
 				}
+				// Not a widening: convert the rows as the source's ALTER
+				// did (strict mode refuses what does not convert); when
+				// they do not convert the copy cannot follow.
+				null := " NOT NULL"
+				if nullable {
+					null = " NULL"
+				}
+				if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+ident+" MODIFY COLUMN "+sinkQuote(c.Name)+" "+want+null); err != nil {
+					return sinkTypeChangeError(spec, c, typ, want, err)
+				}
+				t.log.Warn("changed the type of a column", "table", spec.QualifiedName(), "column", c.Name, "was", typ, "now", want)
+				changed = true
 			}
 		}
 	}
@@ -507,14 +519,14 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 
 // sinkTypeChangeError is the error of a column type change the copy
 // cannot follow in place.
-func sinkTypeChangeError(spec *sink.TableSpec, c *sink.ColumnSpec, have, want string) error {
+func sinkTypeChangeError(spec *sink.TableSpec, c *sink.ColumnSpec, have, want string, cause error) error {
 	was := "?"
 	if c.PrevType != nil {
 		was = c.PrevType.String()
 	}
-	return fmt.Errorf("column %s of table %s changed type at the source from %s to %s: the copy's column is %s and cannot be changed to %s in place; "+
-		"rebuild the copy with `tributary replay` (after dropping the table %s, or with --in-place after altering the column by hand)",
-		c.Name, spec.QualifiedName(), was, c.Type.String(), have, want, spec.QualifiedName())
+	return fmt.Errorf("column %s of table %s changed type at the source from %s to %s, and the copy's column %s cannot be changed to %s: %w; "+
+		"alter the copy's column by hand to a type that holds both (then restart the sink), or rebuild the copy with `tributary replay`",
+		c.Name, spec.QualifiedName(), was, c.Type.String(), have, want, cause)
 }
 
 // sinkDefault is the " DEFAULT <literal>" clause of a column, "" when it

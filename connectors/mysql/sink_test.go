@@ -125,6 +125,11 @@ func (h *sinkMySQLHarness) Nullable(t *testing.T, schema, table, col string) boo
 	return nullable == "YES"
 }
 
+func TestSinkTypeChangeStops(t *testing.T) {
+	dsn, name, db := sinkTestDB(t)
+	sinktest.TypeChangeStops(t, &sinkMySQLHarness{dsn: dsn, dbName: name, db: db})
+}
+
 func TestSinkConformance(t *testing.T) {
 	dsn, name, db := sinkTestDB(t)
 	sinktest.Conformance(t, &sinkMySQLHarness{dsn: dsn, dbName: name, db: db})

@@ -492,9 +492,16 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 				t.log.Info("widened column", "table", spec.QualifiedName(), "column", c.Name, "was", have, "now", want)
 				changed = true
 			case sinkTypeOther:
-				if c.TypeChanged {
-					return sinkTypeChangeError(spec, c, have, want)
+				if !c.TypeChanged {
+					break // a copy's own choice (or an older mapping): kept
 				}
+				// Not a widening: convert the rows as the source's ALTER
+				// did; when they do not convert the copy cannot follow.
+				if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" ALTER COLUMN "+sinkQuote(c.Name)+" TYPE "+want+" USING "+sinkQuote(c.Name)+"::"+want); err != nil {
+					return sinkTypeChangeError(spec, c, have, want, err)
+				}
+				t.log.Warn("changed the type of a column", "table", spec.QualifiedName(), "column", c.Name, "was", have, "now", want)
+				changed = true
 			}
 		}
 		if c.Optional && !c.Key && info.notNull[c.Name] {
@@ -514,14 +521,14 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 
 // sinkTypeChangeError is the error of a column type change the copy
 // cannot follow in place.
-func sinkTypeChangeError(spec *sink.TableSpec, c *sink.ColumnSpec, have, want string) error {
+func sinkTypeChangeError(spec *sink.TableSpec, c *sink.ColumnSpec, have, want string, cause error) error {
 	was := "?"
 	if c.PrevType != nil {
 		was = c.PrevType.String()
 	}
-	return fmt.Errorf("column %s of table %s changed type at the source from %s to %s: the copy's column is %s and cannot be changed to %s in place; "+
-		"rebuild the copy with `tributary replay` (after dropping the table %s, or with --in-place after altering the column by hand)",
-		c.Name, spec.QualifiedName(), was, c.Type.String(), have, want, spec.QualifiedName())
+	return fmt.Errorf("column %s of table %s changed type at the source from %s to %s, and the copy's column %s cannot be changed to %s: %w; "+
+		"alter the copy's column by hand to a type that holds both (then restart the sink), or rebuild the copy with `tributary replay`",
+		c.Name, spec.QualifiedName(), was, c.Type.String(), have, want, cause)
 }
 
 // sinkDefault is the " DEFAULT <literal>" clause of a column, "" when it

@@ -127,6 +127,11 @@ func (h *sinkPGHarness) Nullable(t *testing.T, schema, table, col string) bool {
 	return nullable == "YES"
 }
 
+func TestSinkTypeChangeStops(t *testing.T) {
+	url, conn := sinkTestDB(t)
+	sinktest.TypeChangeStops(t, &sinkPGHarness{url: url, conn: conn})
+}
+
 func TestSinkConformance(t *testing.T) {
 	u, conn := sinkTestDB(t)
 	sinktest.Conformance(t, &sinkPGHarness{url: u, conn: conn})

@@ -560,3 +560,40 @@ func confReject(t *testing.T, h Harness, dlq bool) {
 		t.Error("the dead letter does not carry the original value")
 	}
 }
+
+// TypeChangeStops runs the scenarios of column type changes that are not
+// widenings, for targets with strict column types (PostgreSQL, MySQL): an
+// int that became a varchar is followed (the copy's values converted as
+// the source's were); a varchar that became an int while the copy holds a
+// value that is no number stops the sink with an error naming the table,
+// the column, both types and what to do.
+func TypeChangeStops(t *testing.T, h Harness) {
+	c := newConf(t, h)
+	v1 := []Col{{Name: "id", Type: Int32("INT4")}, {Name: "code", Type: String("VARCHAR", "10")}, {Name: "n", Type: Int32("INT4")}}
+	tb, enc1 := c.table("retyped", v1, "id")
+	c.createTopic(tb.Topic, 1)
+	h.CreateNamespace(t, c.schema)
+	name := c.name("retype")
+	c.produce(c.ev(enc1, "c", nil, map[string]any{"id": 1, "code": "abc", "n": 7}))
+	r := c.start(context.Background(), c.spec(name, tb.Topic), h.NewTarget(t))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 1})
+	v2 := []Col{v1[0], v1[1], {Name: "n", Type: String("VARCHAR", "10")}}
+	_, enc2 := c.table("retyped", v2, "id")
+	c.produce(c.ev(enc2, "c", nil, map[string]any{"id": 2, "code": "12", "n": "x2"}))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 2})
+	c.eq("rows after int -> varchar", c.rows("retyped", "id", "code", "n"), []string{"1|abc|7", "2|12|x2"})
+
+	_, enc3 := c.table("retyped", []Col{v1[0], {Name: "code", Type: Int32("INT4")}, v2[2]}, "id")
+	c.produce(c.ev(enc3, "c", nil, map[string]any{"id": 3, "code": 5, "n": "x3"}))
+	err := c.wait(r)
+	if err == nil {
+		t.Fatal("the sink went on after a type change its copy cannot follow")
+	}
+	t.Logf("the sink stopped with: %v", err)
+	for _, want := range []string{"retyped", "column code", "string VARCHAR(10)", "int32 INT4", "tributary replay"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	c.eq("rows", c.rows("retyped", "id", "code", "n"), []string{"1|abc|7", "2|12|x2"})
+}
