@@ -28,6 +28,9 @@ package mysql
 //	timestamp -> DATETIME(6)    timestamptz -> DATETIME(6) in UTC (TIMESTAMP stops in 2038)
 //	timetz -> VARCHAR(32)       interval -> BIGINT microseconds
 //	array, struct -> JSON       inet, cidr, macaddr -> VARCHAR(64)
+//	geometry (io.debezium.data.geometry.Geometry / Point) -> the MySQL
+//	  source's spatial type (GEOMETRY, POINT, POLYGON, ...), else GEOMETRY
+//	  (POINT for a Point), written in the server's internal form (SRID, WKB)
 
 import (
 	"context"

@@ -37,6 +37,9 @@ package postgres
 //	date -> date                time -> time               timestamp -> timestamp
 //	timestamptz -> timestamptz  timetz -> timetz           interval -> interval
 //	array -> <element type>[]   struct -> jsonb
+//	geometry (io.debezium.data.geometry.Geometry / Point) -> PostGIS geometry
+//	  (hex EWKB, SRID kept) when the extension is installed in the target
+//	  database, else bytea holding the WKB; a PostgreSQL point stays point
 //
 // From MySQL: TINYINT -> smallint, INT UNSIGNED -> bigint, BIGINT UNSIGNED ->
 // numeric(20,0), DATETIME -> timestamp, TIMESTAMP -> timestamptz, JSON ->

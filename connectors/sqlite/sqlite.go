@@ -35,6 +35,7 @@
 //	timetz                        TEXT         as sent, e.g. '10:15:30Z'
 //	interval                      BIGINT       microseconds
 //	array, struct                 TEXT         JSON
+//	geometry, point               BLOB         the WKB (SRID not kept)
 //
 // Only key columns are declared NOT NULL: SQLite cannot drop a NOT NULL
 // constraint later, and a column dropped at the source must become nullable.
