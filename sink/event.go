@@ -523,6 +523,10 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 	if err := distinctColumns(env.fields); err != nil {
 		return nil, recErr("VALUE_CONVERTER", "value schema id %d of table %s: %w", valueID, t.spec.QualifiedName(), err)
 	}
+	columnNamed := make(map[string]bool, len(env.fields))
+	for _, f := range env.fields {
+		columnNamed[f.column] = true
+	}
 	keyColumn := func(field string) string {
 		if c, ok := colOf[field]; ok {
 			return c
@@ -563,6 +567,21 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 			}
 		}
 		c := t.spec.Column(f.column)
+		if c == nil && f.column != f.name && !columnNamed[f.name] {
+			// The copy has the column under its Avro field name, from
+			// schema versions without the source's spelling: it is the
+			// same column, renamed.
+			if old := t.spec.Column(f.name); old != nil {
+				d.log.Info("column named as the source spells it from now on; the copy's column is renamed",
+					"sink", d.sink, "table", t.spec.QualifiedName(), "was", old.Name, "now", f.column)
+				if old.FormerName == "" {
+					old.FormerName = old.Name
+				}
+				old.Name = f.column
+				c = old
+				t.ensured = false
+			}
+		}
 		switch {
 		case c == nil:
 			c = &ColumnSpec{Name: f.column, Type: f.typ, Optional: f.optional, Default: f.def, HasDefault: f.hasDef}

@@ -258,6 +258,11 @@ type ColumnSpec struct {
 	// the source's existing rows did.
 	Default    any
 	HasDefault bool
+	// FormerName is the column's name in the copy before events began to
+	// carry the source's spelling (an Avro field name such as
+	// col_with_space, from older Debezium or tributary versions): a target
+	// renames that column to Name, so the values it holds stay.
+	FormerName string
 	// TypeChanged is set when a newer schema version changed the column's
 	// type (see PrevType): a target alters its column to follow, or stops
 	// with an error when it cannot.

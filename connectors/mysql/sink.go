@@ -450,6 +450,15 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 	changed := false
 	for _, c := range spec.Columns {
 		typ, ok := info.types[c.Name]
+		if former, had := info.types[c.FormerName]; !ok && had && c.FormerName != "" {
+			if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+ident+" RENAME COLUMN "+sinkQuote(c.FormerName)+" TO "+sinkQuote(c.Name)); err != nil {
+				return fmt.Errorf("renaming column %s to %s: %w", c.FormerName, c.Name, err)
+			}
+			t.log.Info("renamed column to the source's spelling", "table", spec.QualifiedName(), "was", c.FormerName, "now", c.Name)
+			info.types[c.Name], info.notNull[c.Name], info.defaults[c.Name] = former, info.notNull[c.FormerName], info.defaults[c.FormerName]
+			delete(info.types, c.FormerName)
+			typ, ok, changed = former, true, true
+		}
 		if !ok {
 			ct := sinkColumnType(c)
 			def, err := sinkDefault(c, ct)

@@ -468,6 +468,15 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 	changed := false
 	for _, c := range spec.Columns {
 		have, ok := info.types[c.Name]
+		if former, had := info.types[c.FormerName]; !ok && had && c.FormerName != "" {
+			if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" RENAME COLUMN "+sinkQuote(c.FormerName)+" TO "+sinkQuote(c.Name)); err != nil {
+				return fmt.Errorf("renaming column %s to %s: %w", c.FormerName, c.Name, err)
+			}
+			t.log.Info("renamed column to the source's spelling", "table", spec.QualifiedName(), "was", c.FormerName, "now", c.Name)
+			info.types[c.Name], info.notNull[c.Name] = former, info.notNull[c.FormerName]
+			delete(info.types, c.FormerName)
+			have, ok, changed = former, true, true
+		}
 		if !ok {
 			typ := sinkColumnType(&c.Type, t.geomType)
 			def, err := sinkDefault(c, typ)

@@ -261,6 +261,17 @@ func (t *Target) EnsureTable(ctx context.Context, spec *sink.TableSpec) error {
 		return err
 	}
 	for _, c := range spec.Columns {
+		if !info.cols[c.Name] && c.FormerName != "" && info.cols[c.FormerName] {
+			if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+quote(spec.Name)+" RENAME COLUMN "+quote(c.FormerName)+" TO "+quote(c.Name)); err != nil {
+				return fmt.Errorf("renaming column %s to %s: %w", c.FormerName, c.Name, err)
+			}
+			t.log.Info("renamed column to the source's spelling", "table", spec.Name, "was", c.FormerName, "now", c.Name)
+			// Cached statements name the old column.
+			delete(t.tables, spec.Name)
+			info.cols[c.Name], info.notNull[c.Name] = true, info.notNull[c.FormerName]
+			delete(info.cols, c.FormerName)
+			info.stmts = map[string]string{}
+		}
 		if info.cols[c.Name] {
 			if c.Optional && info.notNull[c.Name] && !c.Key {
 				t.log.Warn("column is NOT NULL in the copy but optional in the events; SQLite cannot drop NOT NULL, rows without a value will be rejected",
