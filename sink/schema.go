@@ -170,13 +170,20 @@ func parseFields(rec *avro.RecordSchema, d Dialect) ([]fieldInfo, error) {
 		if n := t.Params[paramColumnName]; n != "" {
 			fi.column = n
 		}
-		if f.HasDefault() && f.Default() != nil {
+		def := any(nil)
+		if f.HasDefault() {
 			// hamba/avro resolved the JSON default against the field's
-			// (first) type: int, int64, float32/64, string, []byte; the
-			// column type turns it into the value a row would hold.
-			v, err := nativeValue(f.Default(), &t)
+			// (first) type: int, int64, float32/64, string, []byte.
+			def = f.Default()
+		}
+		if def == nil {
+			def = connectDefault(s)
+		}
+		if def != nil {
+			// The column type turns it into the value a row would hold.
+			v, err := nativeValue(def, &t)
 			if err != nil {
-				return nil, fmt.Errorf("column %s: default %v: %w", f.Name(), f.Default(), err)
+				return nil, fmt.Errorf("column %s: default %v: %w", f.Name(), def, err)
 			}
 			if v != nil {
 				fi.def, fi.hasDef = v, true
@@ -185,6 +192,32 @@ func parseFields(rec *avro.RecordSchema, d Dialect) ([]fieldInfo, error) {
 		out = append(out, fi)
 	}
 	return out, nil
+}
+
+// connectDefault is the "connect.default" property of a type, which some
+// converters write instead of (or besides) the field default, as a JSON
+// value: numbers come as float64 and become the int64 or float the column
+// holds. Byte defaults are left to the field default, whose encoding Avro
+// defines.
+func connectDefault(s avro.Schema) any {
+	switch v := prop(s, "connect.default").(type) {
+	case string:
+		if s.Type() == avro.String || s.Type() == avro.Enum {
+			return v
+		}
+	case bool:
+		return v
+	case float64:
+		switch s.Type() {
+		case avro.Int, avro.Long:
+			if v == float64(int64(v)) {
+				return int64(v)
+			}
+		case avro.Float, avro.Double:
+			return v
+		}
+	}
+	return nil
 }
 
 func deref(s avro.Schema) avro.Schema {

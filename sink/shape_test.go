@@ -22,6 +22,7 @@ const shapeRowSchema = `{"type":"record","name":"Envelope","namespace":"srv.publ
   {"name":"tier","type":["string","null"],"default":"bronze"},
   {"name":"ratio","type":"double","default":1.5},
   {"name":"flag","type":"boolean","default":true},
+  {"name":"qty","type":{"type":"int","connect.default":5}},
   {"name":"geom","type":["null",{"type":"record","name":"Geometry","namespace":"io.debezium.data.geometry","fields":[
     {"name":"wkb","type":"bytes"},{"name":"srid","type":["null","int"],"default":null}],"connect.name":"io.debezium.data.geometry.Geometry"}],"default":null}
  ]}],"default":null},
@@ -54,6 +55,7 @@ func TestParseEnvelopeNamesAndDefaults(t *testing.T) {
 		"tier":      "bronze",
 		"ratio":     1.5,
 		"flag":      true,
+		"qty":       int64(5),
 	}
 	for field, want := range defaults {
 		f := byField[field]
