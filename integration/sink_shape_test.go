@@ -94,19 +94,22 @@ func shapeValueSchema(t *testing.T, topic string, v2 bool) string {
 
 // TestSinkShapeAllTargets: a hand-made Debezium 3.6 MariaDB topic whose
 // table has names Avro cannot spell and whose schema evolves is copied by
-// a worker into PostgreSQL, MariaDB and SQLite, then replayed into each
+// a worker into PostgreSQL (with and without PostGIS), MariaDB and SQLite, then replayed into each
 // from offset zero with one record per batch. Every copy names the table
 // and columns as the source does; the rows it held before an ADD COLUMN
 // ... DEFAULT read the default; a varchar widened from 128 to 200, an int
 // that became a bigint and an enum with a new value take values the old
 // types refuse; the geometry is a native geometry in MariaDB and the WKB
-// in PostgreSQL (no PostGIS in the test server) and SQLite.
+// in PostgreSQL without PostGIS and SQLite, and a PostGIS geometry with its
+// SRID in PostgreSQL with PostGIS.
 func TestSinkShapeAllTargets(t *testing.T) {
 	le := newLogEnv(t, modes[0])
 	base := uniq("shape")
 	const table = `My Table "quoted"`
 	topic := base + ".shop.My_Table__quoted_"
 	pgCopy := pgDB(t)
+	gisCopy := pgDB(t)
+	pgExec(t, pgConn(t, gisCopy), "CREATE EXTENSION postgis")
 	myDSN, myDB, myConn := mysqlSinkDB(t)
 	sqlitePath := filepath.Join(t.TempDir(), "copy.db")
 	cfg := writeFile(t, t.TempDir(), "pipeline.yaml", le.yaml+fmt.Sprintf(`sinks:
@@ -132,7 +135,14 @@ func TestSinkShapeAllTargets(t *testing.T) {
     batch_size: 1
     topic_refresh_interval: 300ms
     flush_interval: 20ms
-`, base, pgCopy, topic, myDSN, myDB, sqlitePath))
+  - name: %[1]s_gis
+    type: postgres
+    url: %[7]s
+    topics: [%[3]s]
+    batch_size: 1
+    topic_refresh_interval: 300ms
+    flush_interval: 20ms
+`, base, pgCopy, topic, myDSN, myDB, sqlitePath, gisCopy))
 	w := startWorker(t, le, cfg)
 	waitHTTP(t, le.registryURL+"/subjects", 30*time.Second, w)
 
@@ -159,6 +169,7 @@ func TestSinkShapeAllTargets(t *testing.T) {
 		p.rec(topic, key(2), ev(200, map[string]any{"id": 2, "select": "two", "col_with_space": nil, "_n_c_d___": nil, "tier": "a", "geom": nil})))
 
 	pc := pgConn(t, pgCopy)
+	gc := pgConn(t, gisCopy)
 	sq := openSQLite(t, sqlitePath)
 	pgTable := `shop."My Table ""quoted"""`
 	myTable := "`" + myDB + "`.`" + table + "`"
@@ -173,6 +184,9 @@ func TestSinkShapeAllTargets(t *testing.T) {
 		}},
 		{"MariaDB", func(c, tail string, kinds ...string) (map[string]string, error) {
 			return readNorm(sqliteRows(myConn), "SELECT "+strings.ReplaceAll(c, `"`, "`")+" FROM "+myTable+tail, kinds...)
+		}},
+		{"PostgreSQL with PostGIS", func(c, tail string, kinds ...string) (map[string]string, error) {
+			return readNorm(pgRows(gc), "SELECT "+strings.ReplaceAll(c, "AS CHAR", "AS text")+" FROM "+pgTable+tail, kinds...)
 		}},
 		{"SQLite", func(c, tail string, kinds ...string) (map[string]string, error) {
 			return readNorm(sqliteRows(sq), "SELECT "+c+" FROM "+liteTable+tail, kinds...)
@@ -209,6 +223,10 @@ func TestSinkShapeAllTargets(t *testing.T) {
 		wkbWant := map[string]string{"1": hex.EncodeToString(wkb), "2": "<null>", "3": hex.EncodeToString(wkb)}
 		if got, err := readNorm(pgRows(pc), "SELECT id::text, encode(geom, 'hex') FROM "+pgTable, "text"); err != nil || fmt.Sprint(got) != fmt.Sprint(wkbWant) {
 			t.Errorf("PostgreSQL geometry %s: %v (err %v), want %v", what, got, err, wkbWant)
+		}
+		gisWant := map[string]string{"1": "4326:POINT(1 2):geometry", "2": "<null>", "3": "4326:POINT(1 2):geometry"}
+		if got, err := readNorm(pgRows(gc), "SELECT id::text, ST_SRID(geom) || ':' || ST_AsText(geom) || ':' || pg_typeof(geom) FROM "+pgTable, "text"); err != nil || fmt.Sprint(got) != fmt.Sprint(gisWant) {
+			t.Errorf("PostGIS geometry %s: %v (err %v), want %v", what, got, err, gisWant)
 		}
 		if got, err := readNorm(sqliteRows(sq), "SELECT CAST(id AS TEXT), CASE WHEN geom IS NULL THEN NULL ELSE lower(hex(geom)) END FROM "+liteTable, "text"); err != nil || fmt.Sprint(got) != fmt.Sprint(wkbWant) {
 			t.Errorf("SQLite geometry %s: %v (err %v), want %v", what, got, err, wkbWant)
@@ -261,7 +279,7 @@ func TestSinkShapeAllTargets(t *testing.T) {
 	// the shadow tables are created with schema v1 and follow v2 as the
 	// live ones did.
 	sq.Close() // the SQLite replay swaps the file in once no one has it open
-	for _, s := range []string{"_pg", "_my", "_lite"} {
+	for _, s := range []string{"_pg", "_my", "_lite", "_gis"} {
 		replayCLI(t, cfg, base+s)
 	}
 	sq = openSQLite(t, sqlitePath)

@@ -687,6 +687,9 @@ func sinkParseType(t string) sinkPGType {
 		}
 		t = strings.TrimSpace(t[:i])
 	}
+	if strings.HasSuffix(t, ".geometry") {
+		t = "geometry" // PostGIS's type, named with its schema or not
+	}
 	p.base = t
 	return p
 }

@@ -33,6 +33,7 @@ func TestSinkCompareTypes(t *testing.T) {
 		{"time with time zone", "timetz", sinkTypeSame},
 		{"bit varying(8)", "bit varying(16)", sinkTypeWider},
 		{"jsonb", "bytea", sinkTypeOther},
+		{"geometry", `"public".geometry`, sinkTypeSame},
 	}
 	for _, c := range cases {
 		if got := sinkCompareTypes(c.have, c.want); got != c.out {

@@ -330,6 +330,10 @@ func confEvolution(t *testing.T, h Harness) {
 // existing rows that default; a widened varchar and an int that became a
 // bigint take values the old types could not hold; a Debezium Geometry is
 // stored as its WKB.
+// Shape runs the Shape scenario of Conformance alone (for a second setup
+// of a target, e.g. PostgreSQL with PostGIS).
+func Shape(t *testing.T, h Harness) { confShape(t, h) }
+
 func confShape(t *testing.T, h Harness) {
 	c := newConf(t, h)
 	const table = `My Table "quoted"`
