@@ -38,9 +38,10 @@ func mergeType(old, new *ColumnType) (ColumnType, bool) {
 	}
 	m := *new
 	if (m.Kind == KindEnum || m.Kind == KindEnumSet) && m.Kind == old.Kind {
-		// Values dropped from an ENUM or SET stay allowed in the copy:
-		// rows written before may hold them.
-		allowed := mergeAllowed(old.Params["allowed"], new.Params["allowed"])
+		// The source's new list, in its order; values dropped from it stay
+		// allowed in the copy (after it): rows written before may hold
+		// them.
+		allowed := mergeAllowed(new.Params["allowed"], old.Params["allowed"])
 		if allowed != new.Params["allowed"] {
 			m.Params = make(map[string]string, len(new.Params))
 			for k, v := range new.Params {

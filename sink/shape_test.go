@@ -113,7 +113,8 @@ func TestMergeType(t *testing.T) {
 		{"decimal narrowed", dec(12, 4), dec(10, 2), false, "decimal DECIMAL(12,4)"},
 		{"enum value added", enum("a,b"), enum("a,b,c"), true, "enum ENUM {a,b,c}"},
 		{"enum value dropped", enum("a,b,c"), enum("a,c"), false, "enum ENUM {a,b,c}"},
-		{"enum value swapped", enum("a,b"), enum("a,c"), true, "enum ENUM {a,b,c}"},
+		{"enum value swapped", enum("a,b"), enum("a,c"), true, "enum ENUM {a,c,b}"},
+		{"enum value inserted", enum("a,b"), enum("a,x,b"), true, "enum ENUM {a,x,b}"},
 		{"int to string", in(KindInt32, "INT"), vc(10), true, "string VARCHAR(10)"},
 	}
 	for _, c := range cases {
