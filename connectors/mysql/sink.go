@@ -537,7 +537,7 @@ func sinkTypeChangeError(spec *sink.TableSpec, c *sink.ColumnSpec, have, want st
 		was = c.PrevType.String()
 	}
 	return fmt.Errorf("column %s of table %s changed type at the source from %s to %s, and the copy's column %s cannot be changed to %s: %w; "+
-		"alter the copy's column by hand to a type that holds both (then restart the sink), or rebuild the copy with `tributary replay`",
+		"alter the copy's column by hand to a type that holds both, e.g. LONGTEXT (then restart the sink), or rebuild the copy with `tributary replay`",
 		c.Name, spec.QualifiedName(), was, c.Type.String(), have, want, cause)
 }
 
@@ -763,6 +763,10 @@ func sinkCompareTypes(have, want string) int {
 			}
 		}
 		return sinkTypeWider
+	case h.base == "longtext" && w.base != "enum" && w.base != "set" && bytesOf(w) == 0 && w.base != "binary":
+		// LONGTEXT holds the text form of any value (a column a user
+		// altered after a type change the copy could not follow).
+		return sinkTypeFits
 	}
 	return sinkTypeOther
 }

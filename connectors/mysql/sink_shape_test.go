@@ -33,6 +33,8 @@ func TestSinkCompareTypes(t *testing.T) {
 		{"varbinary(10)", "LONGBLOB", sinkTypeWider},
 		{"bit(8)", "BIT(16)", sinkTypeWider},
 		{"int(11)", "VARCHAR(10)", sinkTypeOther},
+		{"longtext", "INT", sinkTypeFits},
+		{"longtext", "LONGBLOB", sinkTypeOther},
 		{"datetime(6)", "DATETIME(6)", sinkTypeSame},
 	}
 	for _, c := range cases {

@@ -539,7 +539,7 @@ func sinkTypeChangeError(spec *sink.TableSpec, c *sink.ColumnSpec, have, want st
 		was = c.PrevType.String()
 	}
 	return fmt.Errorf("column %s of table %s changed type at the source from %s to %s, and the copy's column %s cannot be changed to %s: %w; "+
-		"alter the copy's column by hand to a type that holds both (then restart the sink), or rebuild the copy with `tributary replay`",
+		"alter the copy's column by hand to a type that holds both, e.g. text (then restart the sink), or rebuild the copy with `tributary replay`",
 		c.Name, spec.QualifiedName(), was, c.Type.String(), have, want, cause)
 }
 
@@ -660,6 +660,10 @@ func sinkCompareTypes(have, want string) int {
 		if w.n < 0 || w.n >= h.n {
 			return sinkTypeWider
 		}
+	case h.base == "text" && !h.array && !w.array:
+		// text holds the text form of any value (a column a user altered
+		// to text after a type change the copy could not follow).
+		return sinkTypeFits
 	}
 	return sinkTypeOther
 }

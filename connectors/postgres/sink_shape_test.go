@@ -29,6 +29,8 @@ func TestSinkCompareTypes(t *testing.T) {
 		{"integer[]", "bigint[]", sinkTypeWider},
 		{"integer", "bigint[]", sinkTypeOther},
 		{"integer", "varchar(10)", sinkTypeOther},
+		{"text", "integer", sinkTypeFits},
+		{"text", "integer[]", sinkTypeOther},
 		{"timestamp without time zone", "timestamp", sinkTypeSame},
 		{"time with time zone", "timetz", sinkTypeSame},
 		{"bit varying(8)", "bit varying(16)", sinkTypeWider},
