@@ -585,6 +585,13 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 		switch {
 		case c == nil:
 			c = &ColumnSpec{Name: f.column, Type: f.typ, Optional: f.optional, Default: f.def, HasDefault: f.hasDef}
+			if f.column != f.name && !columnNamed[f.name] {
+				// A copy made from events without the source's spelling
+				// (an older Debezium or tributary) has this column under
+				// the field name: the target renames it rather than
+				// adding a second column.
+				c.FormerName = f.name
+			}
 			t.spec.Columns = append(t.spec.Columns, c)
 			t.ensured = false
 		case isKey && !t.keyTyped:
