@@ -23,6 +23,7 @@ import (
 //	  MODIFY `col with space` bigint, MODIFY tier enum('a','b','c') NOT NULL DEFAULT 'a',
 //	  ADD loyalty_points int NOT NULL DEFAULT 0,
 //	  ADD credit decimal(5,2) NOT NULL DEFAULT 1.50
+//
 // v0 is v1 as an older Debezium writes it, without
 // __debezium.source.column.name.
 func shapeValueSchema(t *testing.T, topic string, version int) string {
