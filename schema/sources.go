@@ -45,11 +45,15 @@ const (
 	PGSrcTxID                        // int64|nil
 	PGSrcLSN                         // int64|nil
 	PGSrcXmin                        // int64|nil
+	PGSrcOrigin                      // string|nil
+	PGSrcOriginLSN                   // int64|nil
 )
 
-// PostgresSource is Debezium 3.x's io.debezium.connector.postgresql.Source
+// PostgresSource is Debezium 3.6's io.debezium.connector.postgresql.Source
 // (PostgresSourceInfoStructMaker): the common fields, then schema, table,
-// txId, lsn, xmin. It returns a fresh value each call.
+// txId, lsn, xmin, origin, origin_lsn. origin and origin_lsn are the
+// replication origin of the transaction (pgoutput's ORIGIN message), null
+// when it has none. It returns a fresh value each call.
 func PostgresSource() *SourceBlock {
 	f := commonSourceFields()
 	f = append(f,
@@ -58,6 +62,8 @@ func PostgresSource() *SourceBlock {
 		Column{Name: "txId", Type: Type{Kind: Int64}, Optional: true},
 		Column{Name: "lsn", Type: Type{Kind: Int64}, Optional: true},
 		Column{Name: "xmin", Type: Type{Kind: Int64}, Optional: true},
+		Column{Name: "origin", Type: Type{Kind: String}, Optional: true},
+		Column{Name: "origin_lsn", Type: Type{Kind: Int64}, Optional: true},
 	)
 	return &SourceBlock{Name: "io.debezium.connector.postgresql.Source", Version: 1, Fields: f}
 }

@@ -51,10 +51,19 @@ const (
 	// BitsLengthParam is the bit length of io.debezium.data.Bits.
 	BitsLengthParam = "length"
 
-	// Written by Debezium's column.propagate.source.type.
-	SourceColumnTypeParam   = "__debezium.source.column.type"
-	SourceColumnLengthParam = "__debezium.source.column.length"
-	SourceColumnScaleParam  = "__debezium.source.column.scale"
+	// Written by Debezium's column.propagate.source.type
+	// (PropagateSourceMetadataToSchemaParameter), in this order, on value
+	// fields only. The schema writer adds SourceColumnNameParam itself to
+	// every value column that carries SourceColumnTypeParam, and leaves all
+	// of them out of key fields, as Debezium 3.6 does. Comments are written
+	// only with include.schema.comments, which tributary does not offer.
+	SourceColumnTypeParam    = "__debezium.source.column.type"
+	SourceColumnLengthParam  = "__debezium.source.column.length"
+	SourceColumnScaleParam   = "__debezium.source.column.scale"
+	SourceColumnCommentParam = "__debezium.source.column.comment"
+	SourceColumnNameParam    = "__debezium.source.column.name"
+
+	sourceColumnParamPrefix = "__debezium.source.column."
 )
 
 // DecimalType is org.apache.kafka.connect.data.Decimal with the given scale;
