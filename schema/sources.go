@@ -97,3 +97,33 @@ func MySQLSource() *SourceBlock {
 	)
 	return &SourceBlock{Name: "io.debezium.connector.mysql.Source", Version: 1, Fields: f}
 }
+
+// Debezium's source.snapshot values (SnapshotRecord).
+const (
+	SnapshotFirst                 = "first"
+	SnapshotFirstInDataCollection = "first_in_data_collection"
+	SnapshotTrue                  = "true"
+	SnapshotLastInDataCollection  = "last_in_data_collection"
+	SnapshotLast                  = "last"
+	SnapshotFalse                 = "false"
+)
+
+// SnapshotMarker is the source.snapshot value of a snapshot row, as
+// Debezium 3.6's RelationalSnapshotChangeEventSource.SnapshotMarkerResolver
+// picks it: the last row of the whole snapshot is "last", else its first
+// row "first", else a table's last row "last_in_data_collection", else a
+// table's first row "first_in_data_collection", else "true". A table of
+// one row is thus "last_in_data_collection" (or "first"/"last").
+func SnapshotMarker(firstInSnapshot, lastInSnapshot, firstInTable, lastInTable bool) string {
+	switch {
+	case lastInSnapshot:
+		return SnapshotLast
+	case firstInSnapshot:
+		return SnapshotFirst
+	case lastInTable:
+		return SnapshotLastInDataCollection
+	case firstInTable:
+		return SnapshotFirstInDataCollection
+	}
+	return SnapshotTrue
+}

@@ -69,6 +69,9 @@ type streamer struct {
 
 	inStream  bool
 	streamXid uint32
+	// streamOrigin is the replication origin of streamed (in-progress)
+	// transactions, whose ORIGIN message comes in their first segment.
+	streamOrigin map[uint32]pglogrepl.OriginMessage
 
 	// checkpoints
 	ckptLSN     pglogrepl.LSN
@@ -265,7 +268,17 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 		case 'E':
 			s.inStream = false
 			return nil
-		case 'Y', 'M', 'O':
+		case 'O':
+			om, err := parseOrigin(data)
+			if err != nil {
+				return fmt.Errorf("postgres: streamed transaction %d: %w", s.streamXid, err)
+			}
+			if s.streamOrigin == nil {
+				s.streamOrigin = map[uint32]pglogrepl.OriginMessage{}
+			}
+			s.streamOrigin[s.streamXid] = om
+			return nil
+		case 'Y', 'M':
 			return nil
 		}
 		return fmt.Errorf("postgres: unexpected %q message inside streamed transaction %d", typ, s.streamXid)
@@ -310,7 +323,17 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 			return s.checkpoint(ctx, s.position(lm.LSN), 0)
 		}
 		return nil
-	case 'Y', 'O':
+	case 'O':
+		// The transaction was replayed from a replication origin (a
+		// logical replication subscriber applied it): Debezium's
+		// source.origin and origin_lsn, until the next BEGIN.
+		om, err := parseOrigin(data)
+		if err != nil {
+			return err
+		}
+		s.setOrigin(om)
+		return nil
+	case 'Y':
 		return nil
 	case 'S':
 		m, err := pglogrepl.ParseV2(data, false)
@@ -335,6 +358,7 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 		}
 		sa := m.(*pglogrepl.StreamAbortMessageV2)
 		if sa.SubXid == sa.Xid {
+			delete(s.streamOrigin, sa.Xid)
 			return s.spools.drop(sa.Xid)
 		}
 		if sp, ok := s.spools.m[sa.Xid]; ok {
@@ -358,6 +382,28 @@ func (s *streamer) beginTxn(xid uint32, commitTime time.Time, commitLSN pglogrep
 	s.src[schema.PGSrcTxID] = int64(xid)
 	s.src[schema.SrcSnapshot] = "false"
 	s.src[schema.PGSrcXmin] = nil
+	s.src[schema.PGSrcOrigin] = nil
+	s.src[schema.PGSrcOriginLSN] = nil
+}
+
+// parseOrigin reads a pgoutput ORIGIN message.
+func parseOrigin(data []byte) (pglogrepl.OriginMessage, error) {
+	m, err := pglogrepl.ParseV2(data, false)
+	if err != nil {
+		return pglogrepl.OriginMessage{}, fmt.Errorf("postgres: origin message: %w", err)
+	}
+	om, ok := m.(*pglogrepl.OriginMessage)
+	if !ok {
+		return pglogrepl.OriginMessage{}, fmt.Errorf("postgres: origin message decoded as %T", m)
+	}
+	return *om, nil
+}
+
+// setOrigin fills source.origin and origin_lsn of the current transaction,
+// as Debezium's PostgresStreamingChangeEventSource does on ORIGIN.
+func (s *streamer) setOrigin(om pglogrepl.OriginMessage) {
+	s.src[schema.PGSrcOrigin] = om.Name
+	s.src[schema.PGSrcOriginLSN] = int64(om.CommitLSN)
 }
 
 func (s *streamer) commitTxn(ctx context.Context, end pglogrepl.LSN, commitTime time.Time) error {
@@ -373,6 +419,10 @@ func (s *streamer) commitTxn(ctx context.Context, end pglogrepl.LSN, commitTime 
 func (s *streamer) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
 	sp := s.spools.m[m.Xid]
 	s.beginTxn(m.Xid, m.CommitTime, m.CommitLSN)
+	if om, ok := s.streamOrigin[m.Xid]; ok {
+		s.setOrigin(om)
+		delete(s.streamOrigin, m.Xid)
+	}
 	if sp != nil && !s.skip {
 		began := time.Now()
 		err := sp.replay(func(walStart pglogrepl.LSN, _ uint32, msg []byte) error {
