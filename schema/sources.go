@@ -40,13 +40,13 @@ const (
 
 // Indexes of the PostgreSQL-specific fields in Envelope.Source.
 const (
-	PGSrcSchema = SrcTsNs + 1 + iota // string
-	PGSrcTable                       // string
-	PGSrcTxID                        // int64|nil
-	PGSrcLSN                         // int64|nil
-	PGSrcXmin                        // int64|nil
-	PGSrcOrigin                      // string|nil
-	PGSrcOriginLSN                   // int64|nil
+	PGSrcSchema    = SrcTsNs + 1 + iota // string
+	PGSrcTable                          // string
+	PGSrcTxID                           // int64|nil
+	PGSrcLSN                            // int64|nil
+	PGSrcXmin                           // int64|nil
+	PGSrcOrigin                         // string|nil
+	PGSrcOriginLSN                      // int64|nil
 )
 
 // PostgresSource is Debezium 3.6's io.debezium.connector.postgresql.Source
