@@ -806,8 +806,9 @@ type snapEncoder struct {
 	// source.snapshot values, boxed once: storing a string variable in an
 	// interface allocates on every row.
 	snapTrue, snapFirst, snapFirstIn, snapLastIn, snapLast any
-	now                                                    func() time.Time // time.Now; tests fix it
-	hdr                                                    []byte           // scratch for the key header
+
+	now func() time.Time // time.Now; tests fix it
+	hdr []byte           // scratch for the key header
 }
 
 func (c *connector) newSnapEncoder(out chan<- snapBatch, lsn pglogrepl.LSN, txid int64) *snapEncoder {
