@@ -375,7 +375,7 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 func (c *connector) snapTable(ctx context.Context, rt source.Runtime, ct *catalogTable, cat pgtypeCatalog, src *schema.SourceBlock) (*snapTable, error) {
 	cols := make([]colSpec, len(ct.Columns))
 	for i, col := range ct.Columns {
-		cols[i] = colSpec{Name: col.Name, TypeOID: col.TypeOID, TypMod: col.TypMod}
+		cols[i] = colSpec{Name: col.Name, TypeOID: col.TypeOID, TypMod: col.TypMod, Default: col.Default}
 	}
 	key := c.cfg.keyColumnsFor(ct.ID.Schema, ct.ID.Name)
 	if key == nil {

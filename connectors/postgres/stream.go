@@ -54,11 +54,14 @@ type streamer struct {
 	start     pglogrepl.LSN
 	skipBelow pglogrepl.LSN
 
-	conn      *pgconn.PgConn
-	rels      map[uint32]*relState
-	lastShape map[tableID]*shape
-	lastCodec map[tableID]*schema.Codec
-	spools    *spools
+	conn *pgconn.PgConn
+	rels map[uint32]*relState
+	// loadDefaults reads a table's column defaults from the catalog
+	// (loadColumnDefaults on meta; unit tests replace it).
+	loadDefaults func(ctx context.Context, id tableID) (map[string]string, error)
+	lastShape    map[tableID]*shape
+	lastCodec    map[tableID]*schema.Codec
+	spools       *spools
 
 	// transaction in progress
 	inTxn      bool
@@ -90,7 +93,7 @@ type streamer struct {
 }
 
 func newStreamer(c *connector, rt source.Runtime, meta *pgx.Conn, cat pgtypeCatalog, start, skipBelow pglogrepl.LSN) *streamer {
-	return &streamer{
+	s := &streamer{
 		c: c, rt: rt, meta: meta, cat: cat, start: start, skipBelow: skipBelow,
 		srcBlock:  schema.PostgresSource(),
 		rels:      map[uint32]*relState{},
@@ -102,6 +105,10 @@ func newStreamer(c *connector, rt source.Runtime, meta *pgx.Conn, cat pgtypeCata
 		wake:      make(chan struct{}, 1),
 		ckptLSN:   start,
 	}
+	s.loadDefaults = func(ctx context.Context, id tableID) (map[string]string, error) {
+		return loadColumnDefaults(ctx, s.meta, id)
+	}
+	return s
 }
 
 func (s *streamer) run(ctx context.Context, replConn *pgconn.PgConn) (err error) {
@@ -464,6 +471,9 @@ func (s *streamer) relation(ctx context.Context, rm *pglogrepl.RelationMessage) 
 	for i, col := range rm.Columns {
 		cols[i] = colSpec{Name: col.Name, TypeOID: col.DataType, TypMod: col.TypeModifier}
 	}
+	if err := s.columnDefaults(ctx, id, cols); err != nil {
+		return err
+	}
 	key, err := s.keyFor(ctx, id, rm)
 	if err != nil {
 		return err
@@ -498,6 +508,7 @@ func (s *streamer) relation(ctx context.Context, rm *pglogrepl.RelationMessage) 
 		}
 		if prev != nil {
 			s.c.log.Warn("table schema changed; registered a new schema version", "table", id.String(), "change", describeChange(prev, sh))
+			s.addedWithoutDefault(id, prev, sh)
 		}
 		s.c.warnUnknown(sh)
 		s.lastShape[id] = sh
@@ -509,6 +520,57 @@ func (s *streamer) relation(ctx context.Context, rm *pglogrepl.RelationMessage) 
 		schemaV: id.Schema, tableV: id.Name,
 	}
 	return nil
+}
+
+// columnDefaults fills in the column defaults a Relation message lacks: from
+// the shape last described when the columns are the same, else (a changed
+// shape) from the catalog.
+func (s *streamer) columnDefaults(ctx context.Context, id tableID, cols []colSpec) error {
+	var known []colSpec
+	if prev := s.lastShape[id]; prev != nil {
+		known = prev.cols
+	} else if ct := s.c.byID[id]; ct != nil {
+		known = make([]colSpec, len(ct.Columns))
+		for i, c := range ct.Columns {
+			known[i] = colSpec{Name: c.Name, TypeOID: c.TypeOID, TypMod: c.TypMod, Default: c.Default}
+		}
+	}
+	same := len(known) == len(cols)
+	for i := 0; same && i < len(cols); i++ {
+		k := known[i]
+		same = k.Name == cols[i].Name && k.TypeOID == cols[i].TypeOID && k.TypMod == cols[i].TypMod
+	}
+	if same {
+		for i := range cols {
+			cols[i].Default = known[i].Default
+		}
+		return nil
+	}
+	defs, err := s.loadDefaults(ctx, id)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	for i := range cols {
+		cols[i].Default = defs[cols[i].Name]
+	}
+	return nil
+}
+
+// addedWithoutDefault asks for a re-read of the table when a column was
+// added with a default the schema does not carry: PostgreSQL filled the
+// existing rows with values no change event holds (for a volatile default
+// it even computed one per row).
+func (s *streamer) addedWithoutDefault(id tableID, prev, sh *shape) {
+	if sh.noDefault == nil {
+		return
+	}
+	for i, c := range sh.cols {
+		g := sh.noDefault[i]
+		if g.reason == "" || indexOfCol(prev.cols, c.Name) >= 0 {
+			continue
+		}
+		source.RequestResnapshot(s.rt, s.c.log, s.c.name, id.String(), c.Name, g.reason, g.detail)
+	}
 }
 
 func (s *streamer) needsCatalogReload(cols []colSpec) bool {
