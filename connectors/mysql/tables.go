@@ -78,7 +78,9 @@ func newTableState(prefix string, def *tableDef, keyCols []string) (*tableState,
 		ts.cols = append(ts.cols, c)
 		// Non-key columns are optional whatever their NOT NULL, so adding,
 		// dropping or tightening a column stays BACKWARD compatible.
-		st.Columns = append(st.Columns, schema.Column{Name: d.Name, Type: c.connectType(), Optional: !isKey[i]})
+		t := c.connectType()
+		t.Default, _, _ = c.defaultValue()
+		st.Columns = append(st.Columns, schema.Column{Name: d.Name, Type: t, Optional: !isKey[i]})
 	}
 	ts.st = st
 	ts.chunkOK = len(def.PK) > 0
