@@ -105,6 +105,30 @@ func GeometryType() Type {
 		}}
 }
 
+// GeographyType is Debezium's io.debezium.data.geometry.Geography (PostGIS
+// geography): Go value []any{[]byte wkb, int32 srid or nil}.
+func GeographyType() Type {
+	t := GeometryType()
+	t.Name, t.Doc = GeographyName, "Geography"
+	return t
+}
+
+// PointName is Debezium's io.debezium.data.geometry.Point.
+const PointName = "io.debezium.data.geometry.Point"
+
+// PointType is Debezium's io.debezium.data.geometry.Point (PostgreSQL point,
+// MySQL POINT): Go value []any{float64 x, float64 y, []byte wkb or nil,
+// int32 srid or nil}.
+func PointType() Type {
+	return Type{Kind: Struct, Name: PointName, Version: 1, Doc: "Geometry (POINT)",
+		Fields: []Column{
+			{Name: "x", Type: Type{Kind: Float64}},
+			{Name: "y", Type: Type{Kind: Float64}},
+			{Name: "wkb", Type: Type{Kind: Bytes}, Optional: true},
+			{Name: "srid", Type: Type{Kind: Int32}, Optional: true},
+		}}
+}
+
 // DecimalBytes is the Go value of a Decimal column: the unscaled value as
 // minimal big-endian two's complement, as Java's BigInteger.toByteArray.
 func DecimalBytes(unscaled *big.Int) []byte {
