@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/source"
 )
 
 // colSpec is a column as both the catalog (snapshot) and a pgoutput Relation
@@ -52,7 +53,7 @@ func buildShape(topicPrefix string, id tableID, cols []colSpec, key []string, ca
 		placeholder: make([]any, len(cols)),
 		keySet:      make([]bool, len(cols)),
 	}
-	s.table.Topic = topicPrefix + "." + id.Schema + "." + id.Name
+	s.table.Topic = source.TopicName(topicPrefix, id.Schema, id.Name)
 	s.table.Columns = make([]schema.Column, len(cols))
 	for _, k := range key {
 		i := -1
