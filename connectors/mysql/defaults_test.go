@@ -180,3 +180,34 @@ func TestIntegrationColumnDefaults(t *testing.T) {
 		t.Errorf("resnapshot requests %v, want 1", m.GetCounter().GetValue())
 	}
 }
+
+// A table and columns Avro cannot spell: the topic and field names are
+// adjusted as Debezium's, the columns' own names travel in
+// __debezium.source.column.name on value fields (never on key fields).
+func TestIntegrationOddNames(t *testing.T) {
+	d := newTestDB(t)
+	d.exec("CREATE TABLE `My Table \"quoted\"` (id INT PRIMARY KEY, `select` TEXT, `col with space` INT, `ünïcödé 列` TEXT)",
+		"INSERT INTO `My Table \"quoted\"` VALUES (1, 'kw', 5, 'u')")
+	r := d.start(d.config(`My Table "quoted"`), &MemoryHistory{}, nil)
+	waitFor(t, 30*time.Second, "snapshot", func() bool { return strings.Contains(r.rt.logBuf.String(), "streaming the binlog") })
+	d.exec("INSERT INTO `My Table \"quoted\"` VALUES (2, 'kw2', 6, 'u2')")
+	d.caughtUp(r)
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	topic := "tp." + d.name + ".My_Table__quoted_"
+	evs := r.rt.decode(t, r.rt.recs())
+	if len(evs) != 2 || evs[0].Topic != topic || evs[1].After["select"] != "kw2" || evs[1].After["col_with_space"] != 6 || evs[1].After["_n_c_d___"] != "u2" {
+		t.Fatalf("events %+v", evs)
+	}
+	value := lastValueSchema(r.rt, topic+"-value")
+	for _, frag := range []string{`"__debezium.source.column.name":"select"`, `"__debezium.source.column.name":"col with space"`,
+		`"__debezium.source.column.name":"ünïcödé 列"`, `"__debezium.source.column.name":"id"`} {
+		if !strings.Contains(value, frag) {
+			t.Errorf("value schema lacks %s: %s", frag, value)
+		}
+	}
+	if key := lastValueSchema(r.rt, topic+"-key"); strings.Contains(key, "__debezium") {
+		t.Errorf("key schema has source column parameters: %s", key)
+	}
+}
