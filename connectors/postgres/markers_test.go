@@ -3,8 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tributary-cdc/tributary/source"
 )
 
 // Debezium's per-table snapshot marks (RelationalSnapshotChangeEventSource):
@@ -159,5 +162,73 @@ func TestIntegrationSourceOrigin(t *testing.T) {
 				t.Errorf("row %s: origin %v origin_lsn %v, want nulls", id, e.Source["origin"], e.Source["origin_lsn"])
 			}
 		}
+	}
+}
+
+// The emitter puts batches that the encoders finished out of order back in
+// Debezium's order: the snapshot's first row first, each table's first row
+// before its other rows; each table's final row is held until the next
+// table ends, and the last one is left for "last".
+func TestSnapEmitterOrder(t *testing.T) {
+	a := &snapTable{firstOfSnapshot: true}
+	b := &snapTable{}
+	rec := func(label string) source.Record { return source.Record{Topic: label} }
+	batch := func(t *snapTable, opens, done bool, labels ...string) snapBatch {
+		sb := snapBatch{t: t}
+		for _, l := range labels {
+			sb.recs = append(sb.recs, rec(l))
+		}
+		if opens {
+			sb.opens = t
+		}
+		if done {
+			last, lastLast := rec(labels[0]+"-lastIn"), rec(labels[0]+"-last")
+			sb.tableDone, sb.lastInTable, sb.lastLast = t, &last, &lastLast
+			sb.recs = nil
+		}
+		return sb
+	}
+	rt := newFakeRuntime(t, nil)
+	var errs []error
+	em := &snapEmitter{ctx: context.Background(), rt: rt, fail: func(err error) { errs = append(errs, err) }, maxWaiting: 8}
+	for _, sb := range []snapBatch{
+		batch(b, false, false, "b2", "b3"), // b's rows before b's first, before the snapshot's first
+		batch(a, false, false, "a2"),
+		batch(b, true, false, "b1"), // b's first row, still before the snapshot's first
+		batch(a, true, false, "a1"), // the snapshot's first row: everything waiting may go
+		batch(a, false, true, "a9"), // a ends: its final row is held
+		batch(b, false, false, "b4"),
+		batch(b, false, true, "b9"), // b ends: a's final row goes, b's is held
+	} {
+		em.take(sb)
+	}
+	em.flush()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var got []string
+	for _, r := range rt.snapshotRecords() {
+		got = append(got, r.Topic)
+	}
+	if want := "a1 a2 b1 b2 b3 b4 a9-lastIn"; strings.Join(got, " ") != want {
+		t.Errorf("emitted %s, want %s", strings.Join(got, " "), want)
+	}
+	if em.held == nil || em.held.lastLast.Topic != "b9-last" || em.emitted != 7 {
+		t.Errorf("held %v, emitted %d", em.held, em.emitted)
+	}
+
+	// Beyond the bound, order gives way rather than memory.
+	rt = newFakeRuntime(t, nil)
+	em = &snapEmitter{ctx: context.Background(), rt: rt, fail: func(err error) { errs = append(errs, err) }, maxWaiting: 1}
+	c := &snapTable{firstOfSnapshot: true}
+	em.take(batch(c, false, false, "c2"))
+	em.take(batch(c, false, false, "c3"))
+	em.take(batch(c, true, false, "c1"))
+	got = got[:0]
+	for _, r := range rt.snapshotRecords() {
+		got = append(got, r.Topic)
+	}
+	if want := "c3 c1 c2"; strings.Join(got, " ") != want {
+		t.Errorf("bounded: emitted %s, want %s", strings.Join(got, " "), want)
 	}
 }

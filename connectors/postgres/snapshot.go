@@ -242,101 +242,14 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		c.snapshotProgress(tables, began, stopProgress)
 	}()
 
-	var held *snapBatch // final row of the table that finished last so far
-	var emitted int64
-	firstOut := len(tables) == 0 // the snapshot's first row has been emitted
-	emit := func(r source.Record) bool {
-		if err := rt.Emit(wctx, r); err != nil {
-			fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
-			return false
-		}
-		emitted++
-		return true
-	}
-	// deliver emits one batch and, when it ends a table, that table's
-	// final row held back (see below).
-	deliver := func(b snapBatch) {
-		if be, ok := rt.(source.BatchDoneEmitter); ok {
-			var done func()
-			if b.arena != nil {
-				done = b.arena.release
-			}
-			if err := be.EmitBatchDone(wctx, b.recs, done); err != nil {
-				fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
-			} else {
-				emitted += int64(len(b.recs))
-			}
-		} else {
-			for _, r := range b.recs {
-				if !emit(r) {
-					break
-				}
-			}
-		}
-		if b.recsBuf != nil {
-			clear(b.recs) // drop the references to the records' bytes
-			*b.recsBuf = b.recs[:0]
-			snapRecsPool.Put(b.recsBuf)
-		}
-		if b.opens != nil {
-			b.opens.firstOut = true
-			if b.opens.firstOfSnapshot {
-				firstOut = true
-			}
-		}
-		if b.tableDone == nil || b.lastInTable == nil || wctx.Err() != nil {
-			return
-		}
-		// Hold back each table's final row until the next one finishes, so
-		// the very last record of the snapshot can carry "last".
-		if held != nil && !emit(*held.lastInTable) {
-			return
-		}
-		bb := b
-		held = &bb
-	}
-	// Encoders finish blocks out of order. A table's first row (its own
-	// one-row block, dispatched first) goes out before the table's other
-	// rows, and the snapshot's first row before any other, as Debezium
-	// orders them: a batch that comes too early waits, within a bound that
-	// keeps memory as configured (beyond it, order gives way).
-	ready := func(b *snapBatch) bool {
-		switch {
-		case b.t == nil:
-			return true
-		case b.opens != nil:
-			return firstOut || b.t.firstOfSnapshot
-		}
-		return firstOut && b.t.firstOut
-	}
-	var waiting []snapBatch
-	maxWaiting := 4 * ne
+	em := &snapEmitter{ctx: wctx, rt: rt, fail: fail, firstOut: len(tables) == 0, maxWaiting: 4 * ne}
 	for b := range out {
 		if wctx.Err() != nil {
 			continue // drain so the workers can exit
 		}
-		if !ready(&b) && len(waiting) < maxWaiting {
-			waiting = append(waiting, b)
-			continue
-		}
-		deliver(b)
-		for progress := b.opens != nil; progress && len(waiting) > 0; {
-			progress = false
-			for i := 0; i < len(waiting); i++ {
-				if wb := waiting[i]; ready(&wb) {
-					waiting = append(waiting[:i], waiting[i+1:]...)
-					deliver(wb)
-					progress = true
-					i--
-				}
-			}
-		}
+		em.take(b)
 	}
-	for _, b := range waiting {
-		if wctx.Err() == nil {
-			deliver(b)
-		}
-	}
+	em.flush()
 	close(stopProgress)
 	<-progressDone
 	defer snapChunksDrop()
@@ -346,11 +259,11 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 	if werr != nil {
 		return snapshotResult{}, werr
 	}
-	if held != nil {
-		if err := rt.Emit(ctx, *held.lastLast); err != nil {
+	if em.held != nil {
+		if err := rt.Emit(ctx, *em.held.lastLast); err != nil {
 			return snapshotResult{}, fmt.Errorf("postgres: snapshot: emit: %w", err)
 		}
-		emitted++
+		em.emitted++
 	}
 	for _, wc := range conns {
 		_, _ = wc.Exec(ctx, "COMMIT")
@@ -362,13 +275,126 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		return snapshotResult{}, fmt.Errorf("postgres: checkpoint after snapshot: %w", err)
 	}
 	el := time.Since(began)
-	c.log.Info("snapshot completed", "tables", len(tables), "rows", emitted, "duration", el.Round(time.Millisecond).String(),
-		"rows_per_sec", int64(float64(emitted)/max(el.Seconds(), 1e-9)), "consistent_point", cp.String())
+	c.log.Info("snapshot completed", "tables", len(tables), "rows", em.emitted, "duration", el.Round(time.Millisecond).String(),
+		"rows_per_sec", int64(float64(em.emitted)/max(el.Seconds(), 1e-9)), "consistent_point", cp.String())
 	res := snapshotResult{consistentPoint: cp}
 	if keepRepl {
 		res.replConn = replConn
 	}
 	return res, nil
+}
+
+// snapEmitter is the snapshot's emitting goroutine: it alone calls Emit.
+//
+// Encoders finish blocks out of order. A table's first row (its own
+// one-row block, dispatched first) goes out before the table's other rows,
+// and the snapshot's first row before any other, as Debezium orders them: a
+// batch that comes too early waits, within a bound that keeps memory as
+// configured (beyond it, order gives way). Each table's final row is held
+// back until the next table finishes, so that the very last record of the
+// snapshot can carry "last".
+type snapEmitter struct {
+	ctx  context.Context
+	rt   source.Runtime
+	fail func(error)
+
+	held     *snapBatch // final row of the table that finished last so far
+	emitted  int64
+	firstOut bool // the snapshot's first row has been emitted
+
+	waiting    []snapBatch
+	maxWaiting int
+}
+
+// take emits b, or keeps it until the batch it must follow has gone.
+func (e *snapEmitter) take(b snapBatch) {
+	if !e.ready(&b) && len(e.waiting) < e.maxWaiting {
+		e.waiting = append(e.waiting, b)
+		return
+	}
+	e.deliver(b)
+	for progress := b.opens != nil; progress && len(e.waiting) > 0; {
+		progress = false
+		for i := 0; i < len(e.waiting); i++ {
+			if wb := e.waiting[i]; e.ready(&wb) {
+				e.waiting = append(e.waiting[:i], e.waiting[i+1:]...)
+				e.deliver(wb)
+				progress = true
+				i--
+			}
+		}
+	}
+}
+
+// flush emits what still waits (only when a batch it waited for was lost
+// to an error).
+func (e *snapEmitter) flush() {
+	for _, b := range e.waiting {
+		if e.ctx.Err() == nil {
+			e.deliver(b)
+		}
+	}
+	e.waiting = nil
+}
+
+func (e *snapEmitter) ready(b *snapBatch) bool {
+	switch {
+	case b.t == nil:
+		return true
+	case b.opens != nil:
+		return e.firstOut || b.t.firstOfSnapshot
+	}
+	return e.firstOut && b.t.firstOut
+}
+
+func (e *snapEmitter) emit(r source.Record) bool {
+	if err := e.rt.Emit(e.ctx, r); err != nil {
+		e.fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
+		return false
+	}
+	e.emitted++
+	return true
+}
+
+// deliver emits one batch and, when it ends a table, the final row of the
+// table that ended before.
+func (e *snapEmitter) deliver(b snapBatch) {
+	if be, ok := e.rt.(source.BatchDoneEmitter); ok {
+		var done func()
+		if b.arena != nil {
+			done = b.arena.release
+		}
+		if err := be.EmitBatchDone(e.ctx, b.recs, done); err != nil {
+			e.fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
+		} else {
+			e.emitted += int64(len(b.recs))
+		}
+	} else {
+		for _, r := range b.recs {
+			if !e.emit(r) {
+				break
+			}
+		}
+	}
+	if b.recsBuf != nil {
+		clear(b.recs) // drop the references to the records' bytes
+		*b.recsBuf = b.recs[:0]
+		snapRecsPool.Put(b.recsBuf)
+	}
+	if b.opens != nil {
+		b.opens.firstOut = true
+		if b.opens.firstOfSnapshot {
+			e.firstOut = true
+		}
+	}
+	if b.tableDone == nil || b.lastInTable == nil || e.ctx.Err() != nil {
+		return
+	}
+	if e.held != nil && !e.emit(*e.held.lastInTable) {
+		return
+	}
+	bb := b
+	e.held = &bb
 }
 
 // snapTable builds the shape and codec of a table from the catalog.
@@ -911,6 +937,10 @@ func (e *snapEncoder) block(b *snapBlock) (snapBatch, error) {
 		firstMark = e.snapFirst
 	}
 	if b.first && b.final && t.firstOfSnapshot {
+		// A one-row first table: "first" wins over
+		// "last_in_data_collection". Its row is held back like every
+		// table's final row (it may still turn out to be "last"), so it is
+		// emitted when the next table ends, not before all others.
 		lastInMark = e.snapFirst
 	}
 	if b.first {
