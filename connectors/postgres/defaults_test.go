@@ -207,3 +207,24 @@ func TestIntegrationColumnDefaults(t *testing.T) {
 		t.Errorf("resnapshot requests %v, want 1", m.GetCounter().GetValue())
 	}
 }
+
+// A default set on an existing column reaches the schema with the Relation
+// message PostgreSQL sends before the table's next change.
+func TestIntegrationSetDefault(t *testing.T) {
+	d := newTestDB(t)
+	d.exec(`CREATE TABLE s (id int PRIMARY KEY, n int)`)
+	rt := newFakeRuntime(t, nil)
+	r := start(t, "setdefault_"+d.name, d.config("s"), rt)
+	r.waitEvents(30*time.Second, "snapshot", func([]event) bool { return rt.lastCheckpoint() != nil })
+	d.exec(`INSERT INTO s VALUES (1, 1)`)
+	d.exec(`ALTER TABLE s ALTER COLUMN n SET DEFAULT 42`)
+	d.exec(`INSERT INTO s (id) VALUES (2)`)
+	evs := r.waitEvents(30*time.Second, "2 events", func(evs []event) bool { return len(evs) == 2 })
+	if evs[1].After["n"] != 42 {
+		t.Fatalf("row 2: n %v", evs[1].After["n"])
+	}
+	versions := rt.subjects["tp.public.s-value"]
+	if len(versions) != 2 || strings.Contains(versions[0], `"default":42`) || !strings.Contains(versions[1], `"connect.default":42},"null"],"default":42`) {
+		t.Errorf("value schema versions: %q", versions)
+	}
+}

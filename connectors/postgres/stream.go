@@ -522,30 +522,11 @@ func (s *streamer) relation(ctx context.Context, rm *pglogrepl.RelationMessage) 
 	return nil
 }
 
-// columnDefaults fills in the column defaults a Relation message lacks: from
-// the shape last described when the columns are the same, else (a changed
-// shape) from the catalog.
+// columnDefaults fills in the column defaults a Relation message lacks
+// from the catalog, read again for every Relation message as Debezium's
+// PgOutputMessageDecoder does: PostgreSQL sends one before the next change
+// of a table whose definition changed, SET DEFAULT included.
 func (s *streamer) columnDefaults(ctx context.Context, id tableID, cols []colSpec) error {
-	var known []colSpec
-	if prev := s.lastShape[id]; prev != nil {
-		known = prev.cols
-	} else if ct := s.c.byID[id]; ct != nil {
-		known = make([]colSpec, len(ct.Columns))
-		for i, c := range ct.Columns {
-			known[i] = colSpec{Name: c.Name, TypeOID: c.TypeOID, TypMod: c.TypMod, Default: c.Default}
-		}
-	}
-	same := len(known) == len(cols)
-	for i := 0; same && i < len(cols); i++ {
-		k := known[i]
-		same = k.Name == cols[i].Name && k.TypeOID == cols[i].TypeOID && k.TypMod == cols[i].TypMod
-	}
-	if same {
-		for i := range cols {
-			cols[i].Default = known[i].Default
-		}
-		return nil
-	}
 	defs, err := s.loadDefaults(ctx, id)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
