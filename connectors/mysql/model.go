@@ -31,7 +31,7 @@ type colDef struct {
 	// digits). A default that is not a constant (CURRENT_TIMESTAMP, uuid(),
 	// an expression) has HasDefault with no DefaultExpr; a NULL default
 	// counts as none.
-	HasDefault  bool    `json:"hasDefaultValue,omitempty"`
+	HasDefault  bool    `json:"hasDefaultValue"` // always written, as Debezium does
 	DefaultExpr *string `json:"defaultValueExpression,omitempty"`
 }
 
