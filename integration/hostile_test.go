@@ -1,0 +1,74 @@
+package integration
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEmbeddedBrokerSurvivesHostileFrames is issue 11's crash: a 10-byte
+// request with api_key=999 sent to the embedded broker's port panicked the
+// worker, and a frame announcing 4 GiB made it allocate 4 GiB. Each frame is
+// sent to the real binary's port; the broker must close that connection, and
+// the worker must keep streaming.
+func TestEmbeddedBrokerSurvivesHostileFrames(t *testing.T) {
+	le := newLogEnv(t, mode{"embedded", true})
+	db := pgDB(t)
+	c := pgConn(t, db)
+	pgExec(t, c, accountsDDL)
+	prefix, slot := uniq("hostile"), uniq("slot")
+	w := startWorker(t, le, pgPipeline(t, le, db, prefix, slot, []string{"public.accounts"}, ""))
+
+	frames := map[string][]byte{
+		"api_key=999, 10 bytes":    {0, 0, 0, 6, 0x03, 0xe7, 0, 0, 0, 1},
+		"api_key=999, full header": {0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0xff, 0xff},
+		"4 GiB announced":          {0xff, 0xff, 0xff, 0xfe},
+		"negative size":            {0x80, 0, 0, 0},
+	}
+	for name, f := range frames {
+		conn, err := net.DialTimeout("tcp", le.brokers, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: dialing the embedded broker: %v", name, err)
+		}
+		if _, err := conn.Write(f); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// The broker closes the connection at once: no body is awaited.
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = conn.Read(make([]byte, 16))
+		var ne net.Error
+		if err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("%s: broker did not close the connection (read err %v)", name, err)
+		}
+		conn.Close()
+		time.Sleep(200 * time.Millisecond)
+		if w.exited() {
+			t.Fatalf("%s crashed the worker: %v\n%s", name, w.err, tail([]byte(w.output()), 4096))
+		}
+	}
+
+	// The worker still serves: a row inserted now reaches the log.
+	pgExec(t, c, "INSERT INTO accounts(name, balance) VALUES ('after', 1.50)")
+	r := newReader(t, le, prefix+".public.accounts")
+	r.pollUntil(t, 60*time.Second, func(evs []event) bool {
+		for _, e := range evs {
+			if a := e.after(); a != nil && a["name"] == "after" {
+				return true
+			}
+		}
+		return false
+	})
+	if w.exited() {
+		t.Fatalf("worker exited: %v", w.err)
+	}
+	// The broker logged why it closed each connection.
+	out := w.output()
+	for _, want := range []string{"unknown API key 999", "4294967294 bytes announced", "2147483648 bytes announced"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("worker log lacks %q:\n%s", want, tail([]byte(out), 4096))
+		}
+	}
+	w.stop(t)
+}
