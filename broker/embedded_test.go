@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -107,5 +110,42 @@ func countRecords(t *testing.T, ctx context.Context, addr, topic string) int {
 			return n
 		}
 		n += got
+	}
+}
+
+// CloseDiscardingUnused removes the folders StartEmbedded created when the
+// log holds no record, and keeps a log with records.
+func TestEmbeddedDiscardsUnusedFolders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b", "log")
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{DataDir: dir, Listen: loopbackAddr(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb.CloseDiscardingUnused()
+	if _, err := os.Stat(filepath.Join(base, "a")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("unused log folder kept: %v", err)
+	}
+
+	emb, err = StartEmbedded(ctx, EmbeddedConfig{DataDir: dir, Listen: loopbackAddr(t), SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(emb.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	emb.CloseDiscardingUnused()
+	if _, err := os.Stat(filepath.Join(dir, "kfake")); err != nil {
+		t.Fatalf("a log holding a record was removed: %v", err)
 	}
 }

@@ -45,7 +45,7 @@ import (
 type Pipeline struct {
 	// File is the name the pipeline was loaded from, as given.
 	File     string       `yaml:"-"`
-	Log      Log          `yaml:"log" desc:"Where the log lives. Without brokers tributary runs an embedded Kafka-protocol broker (embedded mode); with brokers it uses that cluster (cluster mode)."`
+	Log      Log          `yaml:"log" desc:"Where the log lives. Without brokers tributary runs an embedded Kafka-protocol broker (embedded mode); with brokers it uses that cluster (cluster mode), and the embedded-mode keys (data_dir, listen, compaction_interval, sync_writes) are refused."`
 	Registry Registry     `yaml:"registry" desc:"The Confluent-compatible schema registry. Without url tributary serves an embedded registry, persisted in the log's _schemas topic."`
 	Worker   Worker       `yaml:"worker" desc:"This worker process: its name, HTTP endpoints, memory bound and logging."`
 	Sources  []*Connector `yaml:"sources" desc:"Source connectors: each captures changes from one database into the log."`
@@ -398,6 +398,14 @@ func (d *decoder) checkNames(p *Pipeline) {
 // folder, so there is nothing to share.
 func (d *decoder) checkGroup(body ast.Node, p *Pipeline) {
 	if !p.Log.Embedded() {
+		// A key of the embedded broker next to log.brokers says the
+		// user expects a local log that will not exist (issue 11: a
+		// data_dir was silently ignored).
+		for _, key := range []string{"log.data_dir", "log.listen", "log.compaction_interval", "log.sync_writes"} {
+			if pos, found := d.lookup(body, key); found {
+				d.fail(pos, key, "applies to the embedded log only, and log.brokers selects a Kafka cluster: remove one of them")
+			}
+		}
 		return
 	}
 	if p.Worker.Group != "" {

@@ -2,7 +2,10 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,4 +74,50 @@ func TestEmbeddedBrokerSurvivesHostileFrames(t *testing.T) {
 		}
 	}
 	w.stop(t)
+}
+
+// A worker that cannot connect to its source exits 1 and leaves no empty log
+// folder behind (issue 11); a folder that existed before, and a file beside
+// the log, are kept; a log that holds records is kept after a failure.
+func TestFailedStartLeavesNoLogFolder(t *testing.T) {
+	db := pgDB(t)
+	wrongPass := strings.Replace(db, "postgres:postgres@", "postgres:wrong@", 1)
+	base := t.TempDir()
+	pipeline := func(dataDir string) string {
+		return writeFile(t, base, "pipeline.yaml", fmt.Sprintf(`log:
+  data_dir: %s
+  listen: 127.0.0.1:%d
+registry:
+  listen: 127.0.0.1:%d
+worker:
+  http: 127.0.0.1:%d
+sources:
+  - name: s
+    type: postgres
+    url: %s
+    tables: [public.t]
+    topic_prefix: p
+`, dataDir, freePort(t), freePort(t), freePort(t), wrongPass))
+	}
+	fresh := filepath.Join(base, "a", "b", "log")
+	if err := os.WriteFile(filepath.Join(base, "keep.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runExpectFailure(t, 1, []string{"password"}, "run", "-f", pipeline(fresh))
+	if _, err := os.Stat(filepath.Join(base, "a")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("failed run left %s behind (stat: %v)", filepath.Join(base, "a"), err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "keep.txt")); err != nil {
+		t.Fatalf("a file beside the log was removed: %v", err)
+	}
+
+	// A folder the user made beforehand stays, with its content.
+	existing := filepath.Join(base, "mine")
+	if err := os.MkdirAll(existing, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	runExpectFailure(t, 1, []string{"password"}, "run", "-f", pipeline(existing))
+	if _, err := os.Stat(filepath.Join(existing, "kfake")); err != nil {
+		t.Fatalf("a pre-existing data_dir lost its content: %v", err)
+	}
 }

@@ -34,6 +34,14 @@ type Services struct {
 	Registry    *sr.Client
 	clientCfg   broker.ClientConfig
 	closers     []func()
+	failed      bool
+}
+
+// CloseAfterFailure is Close for a run that failed: an embedded log folder
+// this run created and never wrote a record to is removed again.
+func (s *Services) CloseAfterFailure() {
+	s.failed = true
+	s.Close()
 }
 
 // Close stops what StartServices started, in reverse order.
@@ -61,7 +69,7 @@ func StartServices(ctx context.Context, p *config.Pipeline, log *slog.Logger) (*
 	ok := false
 	defer func() {
 		if !ok {
-			s.Close()
+			s.CloseAfterFailure()
 		}
 	}()
 	s.clientCfg = broker.ClientConfig{
@@ -86,7 +94,13 @@ func StartServices(ctx context.Context, p *config.Pipeline, log *slog.Logger) (*
 		if err != nil {
 			return nil, err
 		}
-		s.closers = append(s.closers, emb.Close)
+		s.closers = append(s.closers, func() {
+			if s.failed {
+				emb.CloseDiscardingUnused()
+			} else {
+				emb.Close()
+			}
+		})
 		s.clientCfg.Brokers = []string{emb.Addr()}
 		log.Info("embedded log started", "listen", emb.Addr(), "data_dir", p.Log.DataDir, "sync_writes", p.Log.SyncWrites)
 	}
@@ -211,7 +225,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // Run runs the pipeline until ctx is done or every connector has ended.
 // A connector that fails for good stops alone (failed in /status, /readyz
 // not ready); Run then returns its error once the others have stopped too.
-func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
+func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) (err error) {
 	srcs, err := openSources(p, log)
 	sinks, sinkErr := openSinks(p, log)
 	if err = errors.Join(err, sinkErr); err != nil {
@@ -243,7 +257,13 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
+	defer func() {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			svc.CloseAfterFailure()
+			return
+		}
+		svc.Close()
+	}()
 
 	cl, err := svc.NewClient(kgo.ProducerLinger(p.Worker.FlushInterval))
 	if err != nil {
