@@ -68,7 +68,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded broker: log.listen %q is not a loopback address; the embedded broker has no authentication", cfg.Listen)
 	}
 	created := missingDirs(cfg.DataDir)
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded broker: creating log.data_dir: %w", err)
 	}
 	lock, err := lockDir(cfg.DataDir)
@@ -191,7 +191,7 @@ func holdsRecords(dir string) bool {
 
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "LOCK")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: opening lock %s: %w", path, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -120,4 +121,70 @@ sources:
 	if _, err := os.Stat(filepath.Join(existing, "kfake")); err != nil {
 		t.Fatalf("a pre-existing data_dir lost its content: %v", err)
 	}
+}
+
+// The log's files and the SQLite copy with its -wal and -shm files hold
+// production rows: they are created 0600 and their folders 0700 (issue 11
+// found 0644 everywhere).
+func TestDataFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0o022) // the usual umask, whatever the test runner has
+	defer syscall.Umask(old)
+	le := newLogEnv(t, mode{"embedded", true})
+	// The log folder does not exist yet, so tributary creates it.
+	le.yaml = strings.Replace(le.yaml, "data_dir: "+le.dataDir, "data_dir: "+filepath.Join(le.dataDir, "new", "log"), 1)
+	db := pgDB(t)
+	c := pgConn(t, db)
+	pgExec(t, c, accountsDDL)
+	pgExec(t, c, "INSERT INTO accounts(name, balance) VALUES ('a', 1)")
+	prefix, slot := uniq("perm"), uniq("slot")
+	copyPath := filepath.Join(t.TempDir(), "copies", "copy.db")
+	w := startWorker(t, le, pgPipeline(t, le, db, prefix, slot, []string{"public.accounts"},
+		sqliteSinkYAML("lite", copyPath, prefix+".public.accounts", 10)))
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		fi, err := os.Stat(copyPath + "-wal")
+		if err == nil && fi.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) || w.exited() {
+			t.Fatalf("the SQLite copy was not written (%v)\n%s", err, tail([]byte(w.output()), 4096))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	check := func(path string, want os.FileMode) {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s is %#o, want %#o", path, got, want)
+		}
+	}
+	check(filepath.Dir(copyPath), 0o700)
+	for _, f := range []string{copyPath, copyPath + "-wal", copyPath + "-shm"} {
+		check(f, 0o600)
+	}
+	files := 0
+	root := filepath.Join(le.dataDir, "new")
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			check(path, 0o700)
+		} else {
+			check(path, 0o600)
+			files++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 5 {
+		t.Fatalf("only %d files under %s: the log was not written there", files, root)
+	}
+	w.stop(t)
 }

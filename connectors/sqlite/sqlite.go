@@ -149,10 +149,8 @@ func (t *Target) DB() *sql.DB { return t.db }
 func (t *Target) DefaultTableNameFormat() string { return "${source.schema}_${source.table}" }
 
 func (t *Target) Connect(ctx context.Context) error {
-	if dir := filepath.Dir(t.cfg.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("creating folder of sqlite database %s: %w", t.cfg.Path, err)
-		}
+	if err := createPrivate(t.cfg.Path); err != nil {
+		return err
 	}
 	dsn := fmt.Sprintf("%s?_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=busy_timeout(%d)&_txlock=immediate",
 		t.cfg.Path, strings.ToUpper(t.cfg.Synchronous), t.cfg.BusyTimeout.Milliseconds())
@@ -173,6 +171,30 @@ func (t *Target) Connect(ctx context.Context) error {
 	}
 	t.db = db
 	return nil
+}
+
+// createPrivate creates the database file 0600 (and missing folders 0700)
+// before SQLite opens it, so the copy of production rows is readable by its
+// owner only: SQLite would create it 0644, and it gives the -wal and -shm
+// files the mode of the database file. An existing file keeps its mode, and
+// the process umask still applies.
+func createPrivate(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("creating folder of sqlite database %s: %w", path, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating sqlite database %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 func (t *Target) Close() error {
