@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -185,6 +186,109 @@ func TestDataFilesArePrivate(t *testing.T) {
 	}
 	if files < 5 {
 		t.Fatalf("only %d files under %s: the log was not written there", files, root)
+	}
+	w.stop(t)
+}
+
+// TestDiskFullResumes: log.data_dir on a 20 MiB tmpfs that fills up while
+// the source streams. The worker names the full folder and the free space,
+// keeps running, and once space is freed carries on with nothing lost
+// (issue 11: it died with UNKNOWN_SERVER_ERROR and no cause).
+func TestDiskFullResumes(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=20m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("this test mounts a tmpfs and needs root: mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+			_ = exec.Command("umount", "-l", mnt).Run()
+			t.Logf("umount %s: %v: %s", mnt, err, out)
+		}
+	})
+	le := newLogEnv(t, mode{"embedded", true})
+	dataDir := filepath.Join(mnt, "log")
+	le.yaml = strings.Replace(le.yaml, "data_dir: "+le.dataDir, "data_dir: "+dataDir, 1)
+	le.dataDir = dataDir
+	db := pgDB(t)
+	c := pgConn(t, db)
+	pgExec(t, c, accountsDDL)
+	prefix, slot := uniq("full"), uniq("slot")
+	w := startWorker(t, le, pgPipeline(t, le, db, prefix, slot, []string{"public.accounts"}, ""))
+	topic := prefix + ".public.accounts"
+	r := newReader(t, le, topic)
+	ids := func(evs []event) map[int64]bool {
+		seen := map[int64]bool{}
+		for _, e := range evs {
+			if id, ok := e.Key["id"].(int64); ok {
+				seen[id] = true
+			}
+		}
+		return seen
+	}
+	insert := func(from, to int) {
+		pgExec(t, c, fmt.Sprintf("INSERT INTO accounts(id, name, balance) SELECT g, repeat('x', 200), g FROM generate_series(%d, %d) g", from, to))
+	}
+	insert(1, 100)
+	r.pollUntil(t, 60*time.Second, func(evs []event) bool { return len(ids(evs)) >= 100 })
+
+	// Fill the file system.
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling %s: %v", mnt, err)
+			}
+			break
+		}
+	}
+	for small := chunk[:4096]; ; {
+		if _, err := f.Write(small); err != nil {
+			break
+		}
+	}
+	f.Close()
+
+	insert(101, 2000)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(w.output(), "no space left on the device of log folder "+filepath.Join(dataDir, "kfake")) {
+		if time.Now().After(deadline) || w.exited() {
+			t.Fatalf("no log line names the full folder (exited %v):\n%s", w.exited(), tail([]byte(w.output()), 4096))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(w.output(), " bytes free)") {
+		t.Fatalf("the disk-full line does not give the free space:\n%s", tail([]byte(w.output()), 4096))
+	}
+	for _, l := range strings.Split(w.output(), "\n") {
+		if strings.Contains(l, "no space left on the device") {
+			t.Logf("worker: %s", l)
+			break
+		}
+	}
+	time.Sleep(3 * time.Second)
+	if w.exited() {
+		t.Fatalf("worker exited on a full disk: %v\n%s", w.err, tail([]byte(w.output()), 4096))
+	}
+
+	// Space is freed: the worker resumes by itself, nothing lost.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	insert(2001, 2100)
+	evs := r.pollUntil(t, 3*time.Minute, func(evs []event) bool { return len(ids(evs)) >= 2100 })
+	seen := ids(evs)
+	for id := int64(1); id <= 2100; id++ {
+		if !seen[id] {
+			t.Fatalf("id %d missing from the log after the disk was freed", id)
+		}
+	}
+	if w.exited() {
+		t.Fatalf("worker exited: %v", w.err)
 	}
 	w.stop(t)
 }

@@ -1876,10 +1876,12 @@ func (c *Cluster) persistBatchToSegment(pd *partData, b *partBatch) int64 {
 	if pd.activeSegFile == nil {
 		if err := fsys.MkdirAll(pdir, dirPerm); err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "persist batch mkdir %s: %v", pdir, err)
+			c.lastWriteErr = fmt.Errorf("creating %s: %w", pdir, err)
 			return -1
 		}
 		if err := c.openSegmentFiles(pd, pdir); err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "persist batch open %s-%d: %v", pd.t, pd.p, err)
+			c.lastWriteErr = fmt.Errorf("opening a segment in %s: %w", pdir, err)
 			return -1
 		}
 	}
@@ -1892,6 +1894,7 @@ func (c *Cluster) persistBatchToSegment(pd *partData, b *partBatch) int64 {
 		pd.segments = append(pd.segments, segmentInfo{base: b.FirstOffset})
 		if err := c.openSegmentFiles(pd, pdir); err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "persist batch open %s-%d: %v", pd.t, pd.p, err)
+			c.lastWriteErr = fmt.Errorf("opening a segment in %s: %w", pdir, err)
 			return -1
 		}
 		active = &pd.segments[len(pd.segments)-1]
@@ -1907,19 +1910,22 @@ func (c *Cluster) persistBatchToSegment(pd *partData, b *partBatch) int64 {
 		idx := encodeIndexEntry(b.epoch, b.maxEarlierTimestamp, b.inTx)
 		_, segErr = pd.activeIdxFile.Write(idx[:])
 	}
-	if segErr != nil {
-		c.cfg.logger.Logf(LogLevelWarn, "persist batch %s-%d: %v", pd.t, pd.p, segErr)
-		pd.activeSegFile.Truncate(active.size)
-		pd.closeActiveFiles(false)
-		return -1
-	}
-
 	// With SyncWrites, fsync every batch for immediate durability.
 	// Without it, we rely on the OS page cache and sync only on
 	// segment roll and shutdown (like real Kafka's default).
-	if c.cfg.syncWrites {
-		pd.activeSegFile.Sync()
-		pd.activeIdxFile.Sync()
+	// tributary patch: a failed fsync fails the batch (upstream ignored
+	// it and acknowledged a batch that was not durable).
+	if segErr == nil && c.cfg.syncWrites {
+		if segErr = pd.activeSegFile.Sync(); segErr == nil {
+			segErr = pd.activeIdxFile.Sync()
+		}
+	}
+	if segErr != nil {
+		c.cfg.logger.Logf(LogLevelWarn, "persist batch %s-%d: %v", pd.t, pd.p, segErr)
+		c.lastWriteErr = fmt.Errorf("writing %s: %w", pdir, segErr)
+		pd.activeSegFile.Truncate(active.size)
+		pd.closeActiveFiles(false)
+		return -1
 	}
 
 	active.size += batchSize
