@@ -34,6 +34,9 @@ type EmbeddedConfig struct {
 	CompactionInterval time.Duration
 	// Partitions is the default partition count of auto-created topics.
 	Partitions int
+	// MaxRecordBytes is log.max_record_bytes: the broker's message.max.bytes
+	// and request limit allow records of that size (0: the defaults).
+	MaxRecordBytes int64
 	Logger     *slog.Logger
 }
 
@@ -97,7 +100,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		// otherwise keep every version of every row that long.
 		kfake.BrokerConfigs(map[string]string{
 			"log.cleaner.backoff.ms": strconv.FormatInt(interval.Milliseconds(), 10),
+			// log.max_record_bytes: a batch holds at most one record
+			// of that size (the producer's batch limit is the same).
+			"message.max.bytes": strconv.FormatInt(max(kafkaDefaultMaxMessageBytes, maxRecord(cfg.MaxRecordBytes)), 10),
 		}),
+		kfake.MaxRequestBytes(int32(RequestBytesFor(maxRecord(cfg.MaxRecordBytes)))),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			var lc net.ListenConfig
 			return lc.Listen(ctx, network, net.JoinHostPort(host, strconv.Itoa(port)))

@@ -63,6 +63,7 @@ type Log struct {
 	SyncWrites         bool          `yaml:"sync_writes" default:"true" desc:"Embedded mode: fsync every batch before acknowledging it, so an acknowledged event survives power loss."`
 	OffsetsTopic       string        `yaml:"offsets_topic" default:"tributary-offsets" desc:"Compacted topic holding source offsets (Kafka Connect key format)."`
 	Compression        string        `yaml:"compression" default:"snappy" enum:"zstd,lz4,snappy,gzip,none" desc:"Compression of produced batches. snappy costs the least CPU per event (a third of zstd's in the snapshot benchmark, where compression was the largest single cost); zstd stores about half the bytes of snappy for that CPU."`
+	MaxRecordBytes     ByteSize      `yaml:"max_record_bytes" default:"1MiB" desc:"Largest record (key plus value, before compression) a source may produce, up to 256MiB. The producer's batch limit and the embedded broker's message.max.bytes follow it; on a Kafka cluster each topic's max.message.bytes must be at least this (checked before the first record to it, and set on topics tributary creates). A larger record stops the source with an error naming table, key, column and size; raise the limit and restart."`
 	ClientID           string        `yaml:"client_id" default:"tributary" desc:"Kafka client id, as seen in broker logs and quotas."`
 	TLS                *TLS          `yaml:"tls" desc:"Cluster mode: connect to brokers over TLS. Present (even as {}) means enabled."`
 	SASL               *SASL         `yaml:"sasl" desc:"Cluster mode: SASL authentication."`

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestEmbeddedBrokerSurvivesHostileFrames is issue 11's crash: a 10-byte
@@ -291,4 +295,93 @@ func TestDiskFullResumes(t *testing.T) {
 		t.Fatalf("worker exited: %v", w.err)
 	}
 	w.stop(t)
+}
+
+// TestMaxRecordBytes: a row above log.max_record_bytes stops the source with
+// an error naming table, key, column and size; raising the limit and
+// restarting is enough to get it into the log and a SQLite copy (issue 11:
+// every restart failed the same, and no setting raised the limit).
+func TestMaxRecordBytes(t *testing.T) {
+	le := newLogEnv(t, mode{"embedded", true})
+	db := pgDB(t)
+	c := pgConn(t, db)
+	pgExec(t, c, "CREATE TABLE big (id int PRIMARY KEY, payload text, note text)")
+	pgExec(t, c, "INSERT INTO big VALUES (1, 'small', 'n')")
+	prefix, slot := uniq("big"), uniq("slot")
+	topic := prefix + ".public.big"
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	sinks := sqliteSinkYAML("lite", copyPath, topic, 10)
+	cfg := pgPipeline(t, le, db, prefix, slot, []string{"public.big"}, sinks)
+	w := startWorker(t, le, cfg)
+	r := newReader(t, le, topic)
+	r.pollUntil(t, 60*time.Second, func(evs []event) bool { return len(evs) >= 1 })
+
+	const size = 3 << 20
+	pgExec(t, c, fmt.Sprintf("INSERT INTO big VALUES (2, repeat('x', %d), 'n')", size))
+	if code := w.exitCode(t, 60*time.Second); code != 1 {
+		t.Fatalf("worker exited %d on a record above the limit, want 1", code)
+	}
+	out := w.output()
+	for _, want := range []string{"table public.big", `key {"id":2}`, fmt.Sprintf("largest column payload (%d bytes)", size),
+		"above log.max_record_bytes (1048576)", "raise log.max_record_bytes"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the error lacks %q:\n%s", want, tail([]byte(out), 4096))
+		}
+	}
+
+	// Raised limit, plain restart: the row gets through to the log and the copy.
+	raised := strings.Replace(le.yaml, "log:\n", "log:\n  max_record_bytes: 8MiB\n", 1)
+	cfg = pgPipeline(t, &logEnv{yaml: raised}, db, prefix, slot, []string{"public.big"}, sinks)
+	w = startWorker(t, le, cfg)
+	r.pollUntil(t, 60*time.Second, func(evs []event) bool {
+		for _, e := range evs {
+			if a := e.after(); a != nil && len(fmt.Sprint(a["payload"])) == size {
+				return true
+			}
+		}
+		return false
+	})
+	cdb := openSQLite(t, copyPath)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var n int
+		err := cdb.QueryRow("SELECT length(payload) FROM public_big WHERE id = 2").Scan(&n)
+		if err == nil && n == size {
+			break
+		}
+		if time.Now().After(deadline) || w.exited() {
+			t.Fatalf("the large row is not in the SQLite copy (%d bytes, %v)\n%s", n, err, tail([]byte(w.output()), 4096))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	w.stop(t)
+}
+
+// TestMaxRecordBytesCheckedOnCluster: on Kafka, a topic whose
+// max.message.bytes is below log.max_record_bytes is refused before the
+// first record, naming the topic and the fix.
+func TestMaxRecordBytesCheckedOnCluster(t *testing.T) {
+	le := newLogEnv(t, mode{"kafka", false})
+	db := pgDB(t)
+	c := pgConn(t, db)
+	pgExec(t, c, "CREATE TABLE big (id int PRIMARY KEY, payload text)")
+	pgExec(t, c, "INSERT INTO big VALUES (1, 'a')")
+	prefix, slot := uniq("bigk"), uniq("slot")
+	topic := prefix + ".public.big"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(le.brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	mmb := "1048588"
+	resp, err := kadm.NewClient(cl).CreateTopic(context.Background(), 1, 1, map[string]*string{"max.message.bytes": &mmb}, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	raised := strings.Replace(le.yaml, "log:\n", "log:\n  max_record_bytes: 8MiB\n", 1)
+	cfg := pgPipeline(t, &logEnv{yaml: raised}, db, prefix, slot, []string{"public.big"}, "")
+	runExpectFailure(t, 1, []string{"topic " + topic + " has max.message.bytes=1048588, below log.max_record_bytes (8388608)", "--add-config max.message.bytes=8388608"}, "run", "-f", cfg)
 }

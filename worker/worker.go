@@ -78,6 +78,7 @@ func StartServices(ctx context.Context, p *config.Pipeline, log *slog.Logger) (*
 		Compression:      p.Log.Compression,
 		TLS:              p.Log.TLS != nil,
 		MaxBufferedBytes: p.Worker.MaxInFlightBytes.Int64(),
+		MaxRecordBytes:   p.Log.MaxRecordBytes.Int64(),
 	}
 	if p.Log.SASL != nil {
 		s.clientCfg.SASL = &broker.SASL{Mechanism: p.Log.SASL.Mechanism, User: p.Log.SASL.User, Password: string(p.Log.SASL.Password)}
@@ -89,6 +90,7 @@ func StartServices(ctx context.Context, p *config.Pipeline, log *slog.Logger) (*
 			SyncWrites:         p.Log.SyncWrites,
 			CompactionInterval: p.Log.CompactionInterval,
 			Partitions:         p.Log.Partitions,
+			MaxRecordBytes:     p.Log.MaxRecordBytes.Int64(),
 			Logger:             log,
 		})
 		if err != nil {
@@ -270,7 +272,7 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) (err error) 
 		return err
 	}
 	defer cl.Close()
-	topics := broker.NewTopics(cl)
+	topics := broker.NewTopics(cl).WithMaxRecordBytes(p.Log.MaxRecordBytes.Int64(), !p.Log.Embedded())
 	if err := topics.Ensure(runCtx, broker.TopicSpec{
 		Name: p.Log.OffsetsTopic, Partitions: 1, ReplicationFactor: int16(p.Log.ReplicationFactor), Compacted: true,
 	}); err != nil {
@@ -285,6 +287,7 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) (err error) 
 		Metrics:           metrics,
 		Partitions:        int32(p.Log.Partitions),
 		ReplicationFactor: int16(p.Log.ReplicationFactor),
+		MaxRecordBytes:    p.Log.MaxRecordBytes.Int64(),
 	}
 	if p.Worker.ExactlyOnce {
 		deps.TxnInterval = p.Worker.TransactionInterval
