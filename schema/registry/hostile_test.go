@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -61,11 +60,6 @@ func TestInvalidSubjectsRejected(t *testing.T) {
 	}
 }
 
-var (
-	fuzzRegOnce    sync.Once
-	fuzzRegHandler http.Handler
-)
-
 // FuzzRegistryHTTP sends arbitrary methods, paths, content types and bodies
 // to the registry's handler. No input may panic it, every answer must be
 // Confluent's JSON (an object or an array, or a raw schema for the
@@ -90,23 +84,24 @@ func FuzzRegistryHTTP(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.ct, []byte(s.body))
 	}
-	fuzzRegOnce.Do(func() {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1))
-		if err != nil {
-			f.Fatal(err)
-		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-		if err != nil {
-			f.Fatal(err)
-		}
-		reg, err := New(context.Background(), cl)
-		if err != nil {
-			f.Fatal(err)
-		}
-		// One registry for the whole fuzz process, so state built by
-		// earlier inputs meets later ones.
-		fuzzRegHandler = reg.Handler()
-	})
+	// One registry for all inputs of this process, so state built by
+	// earlier inputs meets later ones.
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(cl.Close)
+	reg, err := New(context.Background(), cl)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(reg.Close)
+	fuzzRegHandler := reg.Handler()
 	f.Fuzz(func(t *testing.T, method, path, ct string, body []byte) {
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -252,11 +250,6 @@ func FuzzTributaryParseRequest(f *testing.F) {
 	})
 }
 
-var (
-	fuzzClusterOnce sync.Once
-	fuzzClusterAddr string
-)
-
 // FuzzTributaryBrokerFrame sends each input as one request frame to a live
 // broker (framing, parsing and the request's handler all run), then checks
 // that the broker still answers on a new connection. A panic anywhere on
@@ -265,20 +258,15 @@ func FuzzTributaryBrokerFrame(f *testing.F) {
 	for _, s := range seedRequests() {
 		f.Add(s)
 	}
-	fuzzClusterOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kfake-fuzz-")
-		if err != nil {
-			f.Fatal(err)
-		}
-		c, err := NewCluster(NumBrokers(1), DataDir(dir), MaxRequestBytes(1<<20), AllowAutoTopicCreation())
-		if err != nil {
-			f.Fatal(err)
-		}
-		// The cluster lives as long as the fuzz process: each worker
-		// process starts its own.
-		fuzzClusterAddr = c.ListenAddrs()[0]
-	})
-	addr := fuzzClusterAddr
+	// One cluster for all inputs of this process (each fuzz worker
+	// process runs the target once), so state built by earlier inputs
+	// meets later ones.
+	c, err := NewCluster(NumBrokers(1), DataDir(f.TempDir()), MaxRequestBytes(1<<20), AllowAutoTopicCreation())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(c.Close)
+	addr := c.ListenAddrs()[0]
 	f.Fuzz(func(t *testing.T, body []byte) {
 		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
