@@ -417,6 +417,9 @@ func (rt *runtime) acked(ep *epoch, rec *kgo.Record, err error) {
 	}
 	rt.ackEvents++
 	rt.ackBytes += len(rec.Key) + len(rec.Value)
+	// The record stays in its slab until the slab is used up: drop its
+	// bytes now, or a large value stays alive after the log has it.
+	rec.Key, rec.Value = nil, nil
 	if rt.ackEvents >= ackFlushEvery || ep.pending == 0 {
 		rt.flushAckCounts()
 	}
