@@ -37,7 +37,7 @@ type EmbeddedConfig struct {
 	// MaxRecordBytes is log.max_record_bytes: the broker's message.max.bytes
 	// and request limit allow records of that size (0: the defaults).
 	MaxRecordBytes int64
-	Logger     *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Embedded is a running in-process broker.
