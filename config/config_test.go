@@ -379,6 +379,19 @@ func TestFileSecret(t *testing.T) {
 	if string(p.Registry.BasicAuth.Password) != "hunter2" {
 		t.Errorf("relative file secret = %q", p.Registry.BasicAuth.Password)
 	}
+	// The path may hold references, nested defaults included.
+	t.Setenv("TRIB_TEST_SECRETS", dir)
+	os.Unsetenv("TRIB_TEST_UNSET")
+	nested := strings.Replace(src, "${file:"+abs+"}", "${file:${TRIB_TEST_UNSET:-${TRIB_TEST_SECRETS}}/pw}", 1)
+	if err := os.WriteFile(path, []byte(nested), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := config.Load(path); err != nil || string(p.Log.SASL.Password) != "hunter2" {
+		t.Fatalf("file secret at a nested path: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Secrets do not print.
 	for _, s := range []string{fmt.Sprint(p.Log.SASL.Password), fmt.Sprintf("%+v", *p.Log.SASL), fmt.Sprintf("%#v", *p.Log.SASL)} {
 		if strings.Contains(s, "hunter2") {
