@@ -40,10 +40,21 @@ const DefaultMaxRecordBytes = 1 << 20
 // message.max.bytes / max.message.bytes.
 const kafkaDefaultMaxMessageBytes = 1048588
 
-// RequestBytesFor is the largest request or response that must pass for
-// records of up to maxRecord bytes: Kafka's 100 MiB socket.request.max.bytes,
-// or a record plus 1 MiB of room when records are larger.
+// RequestBytesFor is the largest request tributary's clients write, and the
+// largest the embedded broker reads, for records of up to maxRecord bytes:
+// 16 MiB, or a record plus 1 MiB when records are larger. Not Kafka's
+// 100 MiB socket.request.max.bytes: parsing a hostile request can allocate
+// about 32 times its size (arrays of small elements decoded into large
+// structs), so the embedded broker takes no larger frame than tributary
+// needs. A produce request of many partitions is split by the client.
 func RequestBytesFor(maxRecord int64) int64 {
+	return max(16<<20, maxRecord+1<<20)
+}
+
+// responseBytesFor is the largest response tributary's clients read: Kafka's
+// 100 MiB default, or a record plus 1 MiB (a fetch returns at least one
+// whole batch, however large).
+func responseBytesFor(maxRecord int64) int64 {
 	return max(100<<20, maxRecord+1<<20)
 }
 
@@ -73,7 +84,7 @@ func NewClient(cfg ClientConfig, extra ...kgo.Opt) (*kgo.Client, error) {
 		// record fails with MESSAGE_TOO_LARGE (source/runtime.go says which).
 		kgo.ProducerBatchMaxBytes(int32(maxRecord(cfg.MaxRecordBytes))),
 		kgo.BrokerMaxWriteBytes(int32(RequestBytesFor(maxRecord(cfg.MaxRecordBytes)))),
-		kgo.BrokerMaxReadBytes(int32(RequestBytesFor(maxRecord(cfg.MaxRecordBytes)))),
+		kgo.BrokerMaxReadBytes(int32(responseBytesFor(maxRecord(cfg.MaxRecordBytes)))),
 		// When batches queue up (a snapshot, a backlog), merge them into
 		// one compressed batch of up to ProducerBatchMaxBytes: several times
 		// fewer batches to write, and the embedded broker fsyncs each

@@ -149,3 +149,33 @@ func TestEmbeddedDiscardsUnusedFolders(t *testing.T) {
 		t.Fatalf("a log holding a record was removed: %v", err)
 	}
 }
+
+// The embedded broker takes no frame above RequestBytesFor (16 MiB by
+// default): a larger one is closed before its body is read, since parsing a
+// hostile request can allocate many times its size.
+func TestEmbeddedRequestLimit(t *testing.T) {
+	emb, err := StartEmbedded(context.Background(), EmbeddedConfig{DataDir: t.TempDir(), Listen: loopbackAddr(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	for _, size := range []uint32{16<<20 + 1, 64 << 20} {
+		conn, err := net.Dial("tcp", emb.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte{byte(size >> 24), byte(size >> 16), byte(size >> 8), byte(size)}); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = conn.Read(make([]byte, 8))
+		var ne net.Error
+		if err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("a %d-byte frame was not refused (read: %v)", size, err)
+		}
+		conn.Close()
+	}
+	if got := RequestBytesFor(64 << 20); got != 65<<20 {
+		t.Fatalf("RequestBytesFor(64 MiB) = %d, want 65 MiB", got)
+	}
+}
