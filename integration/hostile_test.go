@@ -321,8 +321,17 @@ func TestMaxRecordBytes(t *testing.T) {
 
 	const size = 3 << 20
 	pgExec(t, c, fmt.Sprintf("INSERT INTO big VALUES (2, repeat('x', %d), 'n')", size))
+	// The source fails alone (its sink goes on); the error names the row.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(w.output(), "connector failed") {
+		if time.Now().After(deadline) || w.exited() {
+			t.Fatalf("the source did not fail on a record above the limit:\n%s", tail([]byte(w.output()), 4096))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
 	if code := w.exitCode(t, 60*time.Second); code != 1 {
-		t.Fatalf("worker exited %d on a record above the limit, want 1", code)
+		t.Fatalf("worker with a failed source exited %d at SIGTERM, want 1", code)
 	}
 	out := w.output()
 	for _, want := range []string{"table public.big", `key {"id":2}`, fmt.Sprintf("largest column payload (%d bytes)", size),
@@ -345,7 +354,7 @@ func TestMaxRecordBytes(t *testing.T) {
 		return false
 	})
 	cdb := openSQLite(t, copyPath)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for {
 		var n int
 		err := cdb.QueryRow("SELECT length(payload) FROM public_big WHERE id = 2").Scan(&n)
