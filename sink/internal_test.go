@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"fmt"
 	"math/big"
 	"reflect"
 	"testing"
@@ -204,5 +205,59 @@ func TestTableName(t *testing.T) {
 	d.format = "x_${source.table}"
 	if _, err := d.tableName("single", nil); err == nil {
 		t.Fatal("want an error when the table cannot be known")
+	}
+}
+
+// TestReduceMergesByName: an update whose schema version added a column
+// (so it has as many columns as the earlier full row although one is a
+// placeholder) and lists its fields in another order takes the missing
+// value from the earlier change of the key by column name. Placeholders
+// neither change can fill stay in Unavail, from either side.
+func TestReduceMergesByName(t *testing.T) {
+	ts := &tableState{spec: &TableSpec{}, colsets: map[string]*ColSet{}, keyed: true}
+	id := &ColumnSpec{Name: "id", Key: true}
+	n := &ColumnSpec{Name: "n"}
+	body := &ColumnSpec{Name: "body"}
+	pic := &ColumnSpec{Name: "pic"}
+	points := &ColumnSpec{Name: "points"}
+	v1 := ts.intern([]*ColumnSpec{id, n, body, pic})
+	v2ph := ts.intern([]*ColumnSpec{id, points, pic, n}) // body unavailable
+	v1ph := ts.intern([]*ColumnSpec{id, n})              // body, pic unavailable
+	show := func(c Change) string {
+		s := ""
+		for i, col := range c.Cols.Columns {
+			s += fmt.Sprintf("%s=%v ", col.Name, c.Row[i])
+		}
+		s += "unavail="
+		for _, u := range c.Unavail {
+			s += u.Name + ","
+		}
+		return s
+	}
+	got := reduce(ts, []Change{
+		{Op: OpUpsert, Key: []any{int64(1)}, Cols: v1, Row: []any{int64(1), int64(1), "B1", "P1"}},
+		{Op: OpUpsert, Key: []any{int64(1)}, Cols: v2ph, Row: []any{int64(1), int64(7), "P1", int64(2)}, Unavail: []*ColumnSpec{body}},
+	})
+	if len(got) != 1 || show(got[0]) != "id=1 points=7 pic=P1 n=2 body=B1 unavail=" {
+		t.Fatalf("same column count across an ADD COLUMN: got %q", show(got[0]))
+	}
+	// Both placeholders: nothing to take, body stays unavailable; pic,
+	// unavailable in the first, is sent by the second.
+	got = reduce(ts, []Change{
+		{Op: OpUpsert, Key: []any{int64(2)}, Cols: v1ph, Row: []any{int64(2), int64(1)}, Unavail: []*ColumnSpec{body, pic}},
+		{Op: OpUpsert, Key: []any{int64(2)}, Cols: v2ph, Row: []any{int64(2), int64(7), "P2", int64(3)}, Unavail: []*ColumnSpec{body}},
+	})
+	if s := show(got[0]); s != "id=2 points=7 pic=P2 n=3 unavail=body," {
+		t.Fatalf("placeholders on both sides: got %q", s)
+	}
+	// The later change lacks a column (its schema version has none) the
+	// earlier one had a placeholder for: still unknown.
+	got = reduce(ts, []Change{
+		{Op: OpUpsert, Key: []any{int64(3)}, Cols: v1ph, Row: []any{int64(3), int64(1)}, Unavail: []*ColumnSpec{body, pic}},
+		{Op: OpUpsert, Key: []any{int64(3)}, Cols: v1, Row: []any{int64(3), int64(2), "B3", "P3"}},
+		{Op: OpUpsert, Key: []any{int64(3)}, Cols: v1ph, Row: []any{int64(3), int64(4)}, Unavail: []*ColumnSpec{body, pic}},
+	})
+	if s := show(got[0]); s != "id=3 n=4 body=B3 pic=P3 unavail=" {
+		t.Fatalf("a full row between two placeholders: got %q", s)
 	}
 }

@@ -389,6 +389,25 @@ func (x *replayTx) Apply(ctx context.Context, spec *TableSpec, changes []Change)
 	return x.Tx.Apply(ctx, x.w.rename(spec), changes)
 }
 
+// MissingKeys looks in the table being rebuilt: the shadow, or in place
+// nothing until the table is emptied in its first transaction of the
+// replay (it will be before these changes apply).
+func (x *replayTx) MissingKeys(ctx context.Context, spec *TableSpec, keys [][]any) ([]int, error) {
+	q := spec.QualifiedName()
+	x.w.mu.Lock()
+	done := x.w.prepared[q]
+	x.w.mu.Unlock()
+	mk, ok := x.Tx.(MissingKeysTx)
+	if !ok || x.w.inPlace && !done && !x.truncated[q] {
+		all := make([]int, len(keys))
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
+	}
+	return mk.MissingKeys(ctx, x.w.rename(spec), keys)
+}
+
 func (x *replayTx) StoreOffsets(ctx context.Context, name string, next map[TopicPartition]int64) error {
 	x.w.mu.Lock()
 	cleared := x.w.cleared

@@ -63,6 +63,8 @@ func Run(ctx context.Context, spec Spec, target Target, deps Deps) error {
 		known:     map[TopicPartition]bool{},
 		committed: map[TopicPartition]int64{},
 		missing:   map[string]bool{},
+
+		unavailLogged: map[string]bool{},
 	}
 	if spec.TopicsRegex != "" {
 		r.regex = regexp.MustCompile("^(?:" + spec.TopicsRegex + ")$")
@@ -120,6 +122,10 @@ type runner struct {
 	dlqReady  bool
 	// startedBefore is true once the sink stored its first positions.
 	startedBefore bool
+	// unavailLogged holds the tables whose unknown unchanged-TOAST values
+	// were logged (only the goroutine applying batches, one at a time,
+	// touches it).
+	unavailLogged map[string]bool
 
 	b batch
 
@@ -691,6 +697,9 @@ func (r *runner) apply(ctx context.Context, b *batch, isolate bool) (map[Op]int,
 		changes := b.changes[t]
 		if !isolate {
 			red := b.reduced[t]
+			if err := r.checkUnavail(ctx, tx, t.spec, red); err != nil {
+				return nil, err
+			}
 			if err := tx.Apply(ctx, t.spec, red); err != nil {
 				return nil, fmt.Errorf("applying %d changes to table %s: %w", len(red), t.spec.QualifiedName(), err)
 			}
@@ -704,6 +713,9 @@ func (r *runner) apply(ctx context.Context, b *batch, isolate bool) (map[Op]int,
 			const sp = "tributary_change"
 			if err := tx.Savepoint(ctx, sp); err != nil {
 				return nil, fmt.Errorf("savepoint: %w", err)
+			}
+			if err := r.checkUnavail(ctx, tx, t.spec, c); err != nil {
+				return nil, err
 			}
 			if err := tx.Apply(ctx, t.spec, c); err != nil {
 				if ctx.Err() != nil || !r.target.Rejected(err) {
@@ -738,6 +750,79 @@ func (r *runner) apply(ctx context.Context, b *batch, isolate bool) (map[Op]int,
 		return nil, fmt.Errorf("committing batch: %w", err)
 	}
 	return counts, nil
+}
+
+// checkUnavail finds the upserts of changes (one table's, as Apply gets
+// them) that carry a placeholder for a value the source did not send and
+// that neither the batch nor the copy's current row can fill: the row is
+// not in the copy. Each such value is counted in
+// tributary_sink_unavailable_values_total and logged once per table, since
+// the copy cannot hold it (the upsert leaves the column out; it never
+// writes NULL or the placeholder).
+func (r *runner) checkUnavail(ctx context.Context, tx Tx, spec *TableSpec, changes []Change) error {
+	var idx []int
+	for i := range changes {
+		if c := &changes[i]; len(c.Unavail) > 0 && (c.Op == OpUpsert || c.Op == OpInsert) {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	var missing []int
+	switch mk, ok := tx.(MissingKeysTx); {
+	case changes[0].Op == OpTruncate:
+		// Emptied first: no current row holds the values.
+		missing = idx
+	case len(spec.Key) == 0:
+		missing = idx
+	case !ok:
+		missing = idx
+		if !r.unavailLogged[spec.QualifiedName()+"\x00?"] {
+			r.unavailLogged[spec.QualifiedName()+"\x00?"] = true
+			r.log.Warn("the target cannot tell whether it holds the rows of unchanged TOASTed values; each is counted as unknown",
+				"table", spec.QualifiedName(), "target", fmt.Sprintf("%T", tx))
+		}
+	default:
+		keys := make([][]any, len(idx))
+		for j, i := range idx {
+			keys[j] = changes[i].Key
+		}
+		m, err := mk.MissingKeys(ctx, spec, keys)
+		if err != nil {
+			return fmt.Errorf("looking up the rows of %d changes with unchanged TOASTed values in table %s: %w", len(keys), spec.QualifiedName(), err)
+		}
+		for _, j := range m {
+			missing = append(missing, idx[j])
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	table := spec.QualifiedName()
+	cols := map[string]bool{}
+	for _, i := range missing {
+		for _, col := range changes[i].Unavail {
+			r.m.Unavailable.WithLabelValues(r.spec.Name, table, col.Name).Inc()
+			cols[col.Name] = true
+		}
+	}
+	if !r.unavailLogged[table] {
+		r.unavailLogged[table] = true
+		names := make([]string, 0, len(cols))
+		for n := range cols {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		first := changes[missing[0]]
+		where := ""
+		if first.Rec != nil {
+			where = first.Rec.where()
+		}
+		r.log.Warn("the source did not send an unchanged TOASTed value (__debezium_unavailable_value) and the copy does not hold the row either: the copy has no value for it until the column changes at the source (logged once per table; counted in tributary_sink_unavailable_values_total). Set REPLICA IDENTITY FULL on the source table so every value is sent, or start the sink from the earliest offset",
+			"table", table, "columns", strings.Join(names, ","), "rows", len(missing), "first", where)
+	}
+	return nil
 }
 
 // produceDeadLetters writes the batch's dead letters and waits for the log

@@ -634,3 +634,63 @@ func toSQLite(v any, ct *sink.ColumnType) (any, error) {
 	}
 	return nil, fmt.Errorf("no SQLite form for a %T value", v)
 }
+
+// MissingKeys implements sink.MissingKeysTx: one query per chunk of keys,
+// SELECT of the index of each key with no row.
+func (x *txn) MissingKeys(ctx context.Context, spec *sink.TableSpec, keys [][]any) ([]int, error) {
+	if info, err := x.t.loadTable(ctx, x.tx, spec.Name); err != nil {
+		return nil, err
+	} else if info == nil {
+		all := make([]int, len(keys))
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
+	}
+	nk := len(spec.Key)
+	var cond []string
+	for j, k := range spec.Key {
+		cond = append(cond, fmt.Sprintf("t.%s = v.k%d", quote(k.Name), j))
+	}
+	var out []int
+	for _, ch := range sink.Chunks(len(keys), min(500, max(1, maxVars/(nk+1)))) {
+		var b strings.Builder
+		b.WriteString("SELECT v.i FROM (")
+		args := make([]any, 0, (nk+1)*(ch[1]-ch[0]))
+		for i := ch[0]; i < ch[1]; i++ {
+			if i > ch[0] {
+				b.WriteString(" UNION ALL ")
+			}
+			b.WriteString("SELECT ? AS i")
+			args = append(args, int64(i))
+			for j, v := range keys[i] {
+				sv, err := toSQLite(v, &spec.Key[j].Type)
+				if err != nil {
+					return nil, &sink.ValueError{Column: spec.Key[j].Name, Err: err}
+				}
+				fmt.Fprintf(&b, ", ? AS k%d", j)
+				args = append(args, sv)
+			}
+		}
+		b.WriteString(") v WHERE NOT EXISTS (SELECT 1 FROM " + quote(spec.Name) + " t WHERE " + strings.Join(cond, " AND ") + ")")
+		rows, err := x.tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("looking up %d keys: %w", ch[1]-ch[0], err)
+		}
+		for rows.Next() {
+			var i int
+			if err := rows.Scan(&i); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, i)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
