@@ -261,3 +261,21 @@ func TestReduceMergesByName(t *testing.T) {
 		t.Fatalf("a full row between two placeholders: got %q", s)
 	}
 }
+
+// TestSkipReason: a topics_regex never selects the pipeline's own topics
+// that carry no change events, named by the worker or by fixed rules.
+func TestSkipReason(t *testing.T) {
+	s := Spec{Name: "copy", DLQTopic: "copy.dlq", InternalTopics: map[string]string{
+		"shop.ddl": "schema history topic of source my", "my-offsets": "source offsets topic (log.offsets_topic)",
+	}}
+	for topic, skip := range map[string]bool{
+		"shop.ddl": true, "my-offsets": true, "copy.dlq": true, "other.dlq": true,
+		"shop.schema-history": true, "tributary-offsets": true, "_schemas": true, "_tributary-group-g": true,
+		"__consumer_offsets": true, "connect-offsets": true,
+		"shop.public.orders": false, "shop.shop.film": false, "shop.public.dlq_items": false,
+	} {
+		if got := s.skipReason(topic) != ""; got != skip {
+			t.Errorf("skipReason(%q) = %q, want skipped %v", topic, s.skipReason(topic), skip)
+		}
+	}
+}

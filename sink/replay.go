@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"sync"
 	"time"
 
@@ -231,7 +230,7 @@ func replayHeads(ctx context.Context, adm *kadm.Client, spec Spec) (map[TopicPar
 	var topics []string
 	for _, t := range details.Names() {
 		td := details[t]
-		if re != nil && (!re.MatchString(t) || strings.HasPrefix(t, "_") || t == spec.DLQTopic) {
+		if re != nil && (!re.MatchString(t) || spec.skipReason(t) != "") {
 			continue
 		}
 		if td.Err != nil {

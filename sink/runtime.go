@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -26,6 +28,11 @@ type Deps struct {
 	Decoder Decoder
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// TopicsChanged, when set, receives when a topic was created by a
+	// source of the same worker: the sink looks for new topics at once
+	// instead of at its next topic_refresh_interval, so the first rows of a
+	// fresh pipeline reach the copy without waiting for it.
+	TopicsChanged <-chan struct{}
 }
 
 // GroupName is the consumer group whose offsets the sink commits after each
@@ -65,6 +72,7 @@ func Run(ctx context.Context, spec Spec, target Target, deps Deps) error {
 		missing:   map[string]bool{},
 
 		unavailLogged: map[string]bool{},
+		skipped:       map[string]bool{},
 	}
 	if spec.TopicsRegex != "" {
 		r.regex = regexp.MustCompile("^(?:" + spec.TopicsRegex + ")$")
@@ -119,6 +127,7 @@ type runner struct {
 	known     map[TopicPartition]bool
 	committed map[TopicPartition]int64 // next offsets stored in the target
 	missing   map[string]bool          // listed topics not yet created (logged once)
+	skipped   map[string]bool          // non-change topics the regex matches (logged once)
 	dlqReady  bool
 	// startedBefore is true once the sink stored its first positions.
 	startedBefore bool
@@ -135,6 +144,12 @@ type runner struct {
 	// log order, and a failed batch stops the sink before anything after it
 	// is applied.
 	inflight *job
+	// woken is set when TopicsChanged fired; pollCancel ends the poll
+	// waiting meanwhile, so discovery runs at once.
+	woken      atomic.Bool
+	pollMu     sync.Mutex
+	pollCancel context.CancelFunc
+
 	// spare holds the change slices of the last committed batch, emptied,
 	// for the next batches to fill without growing new ones.
 	spare     map[*tableState][]Change
@@ -216,7 +231,14 @@ func (r *runner) run(ctx context.Context) error {
 		}
 		return fmt.Errorf("sink %s: %w", name, err)
 	}
+	if ch := r.deps.TopicsChanged; ch != nil {
+		go r.watchTopics(ctx, ch)
+	}
 	nextRefresh := time.Now().Add(r.spec.TopicRefreshInterval)
+	// After a source of this worker created a topic, look again a few
+	// times in quick succession until fastUntil: the new topic may take a
+	// moment to show in the cluster's metadata.
+	var fastUntil time.Time
 	for {
 		if ctx.Err() != nil {
 			return r.shutdown(ctx)
@@ -225,6 +247,10 @@ func (r *runner) run(ctx context.Context) error {
 			if err := r.await(); err != nil {
 				return r.stopped(ctx, err)
 			}
+		}
+		if r.woken.Swap(false) {
+			nextRefresh = time.Now()
+			fastUntil = time.Now().Add(fastRefreshFor)
 		}
 		wait := time.Until(nextRefresh)
 		if r.b.records > 0 {
@@ -249,6 +275,9 @@ func (r *runner) run(ctx context.Context) error {
 				r.log.Warn("looking for new topics and partitions failed; will retry", "err", err)
 			}
 			nextRefresh = time.Now().Add(r.spec.TopicRefreshInterval)
+			if time.Now().Before(fastUntil) {
+				nextRefresh = time.Now().Add(min(fastRefreshEvery, r.spec.TopicRefreshInterval))
+			}
 		}
 	}
 }
@@ -323,8 +352,17 @@ func (r *runner) discover(ctx context.Context, first bool) error {
 	var atEnd []string
 	for _, topic := range details.Names() {
 		td := details[topic]
-		if r.regex != nil && (!r.regex.MatchString(topic) || strings.HasPrefix(topic, "_") || topic == r.spec.DLQTopic) {
-			continue
+		if r.regex != nil {
+			if !r.regex.MatchString(topic) {
+				continue
+			}
+			if why := r.spec.skipReason(topic); why != "" {
+				if !r.skipped[topic] {
+					r.skipped[topic] = true
+					r.log.Info("topic matches topics_regex but carries no change events; not consumed", "topic", topic, "why", why)
+				}
+				continue
+			}
 		}
 		if td.Err != nil {
 			if errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
@@ -427,10 +465,46 @@ func (r *runner) startAtEnd(ctx context.Context, topics []string, add map[string
 	return nil
 }
 
+// After a topic was created by a source of the worker, topics are looked
+// for every fastRefreshEvery for fastRefreshFor.
+const (
+	fastRefreshEvery = 200 * time.Millisecond
+	fastRefreshFor   = 3 * time.Second
+)
+
+// watchTopics turns each receive on ch into an immediate topic discovery:
+// it marks the runner woken and ends the poll in progress.
+func (r *runner) watchTopics(ctx context.Context, ch <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			r.woken.Store(true)
+			r.pollMu.Lock()
+			if r.pollCancel != nil {
+				r.pollCancel()
+			}
+			r.pollMu.Unlock()
+		}
+	}
+}
+
 // poll waits up to wait for records and adds them to the batch.
 func (r *runner) poll(ctx context.Context, wait time.Duration) error {
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	r.pollMu.Lock()
+	r.pollCancel = cancel
+	r.pollMu.Unlock()
+	defer func() {
+		r.pollMu.Lock()
+		r.pollCancel = nil
+		r.pollMu.Unlock()
+	}()
+	if r.woken.Load() {
+		return nil // discover first
+	}
 	n := min(r.spec.MaxPollRecords, r.spec.BatchSize-r.b.records)
 	if n <= 0 {
 		return nil

@@ -279,9 +279,10 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) (err error) 
 		return fmt.Errorf("log.offsets_topic: %w", err)
 	}
 	store := offsets.NewStore(cl, p.Log.OffsetsTopic)
+	bus := newTopicBus()
 	deps := source.Deps{
 		Client:            cl,
-		Topics:            topics,
+		Topics:            notifyingTopics{inner: topics, bus: bus},
 		Registry:          svc.Registry,
 		Offsets:           store,
 		Metrics:           metrics,
@@ -320,7 +321,11 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) (err error) 
 	reg.MustRegister(restarts)
 	sup := &supervisor{ctx: runCtx, log: log, st: st, running: map[string]*runningUnit{},
 		restart: restartPolicy{initial: p.Worker.RestartBackoff, max: p.Worker.RestartBackoffMax, upBefore: p.Worker.RestartAfterUp, restarts: restarts}}
-	units := append(sourceUnits(srcs, deps, log), sinkUnits(sinks, sinkDeps(svc, sinkMetrics), log)...)
+	internal := internalTopics(p, srcs, sinks)
+	for i := range sinks {
+		sinks[i].spec.InternalTopics = internal
+	}
+	units := append(sourceUnits(srcs, deps, log), sinkUnits(sinks, sinkDeps(svc, sinkMetrics), bus, log)...)
 	if p.Worker.Group == "" {
 		for _, u := range units {
 			sup.start(u)
