@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Deps are the shared services a sink runs on.
@@ -338,13 +339,11 @@ func (r *runner) loadOffsets(ctx context.Context) (map[TopicPartition]int64, err
 // discover finds the partitions to consume and starts the new ones at their
 // stored offset, or where Spec.Start says.
 func (r *runner) discover(ctx context.Context, first bool) error {
-	var details kadm.TopicDetails
-	var err error
+	var names []string
 	if r.regex == nil {
-		details, err = r.adm.ListTopics(ctx, r.spec.Topics...)
-	} else {
-		details, err = r.adm.ListTopics(ctx)
+		names = r.spec.Topics
 	}
+	details, err := listTopicsNow(ctx, r.cl, names)
 	if err != nil {
 		return fmt.Errorf("listing topics: %w", err)
 	}
@@ -413,6 +412,39 @@ func (r *runner) discover(ctx context.Context, first bool) error {
 		r.cl.AddConsumePartitions(add)
 	}
 	return nil
+}
+
+// listTopicsNow is kadm's ListTopics without its metadata cache: kadm
+// answers from metadata up to MetadataMinAge (5 s) old, so a topic created
+// just after the last look would stay unseen that long, while a sink woken
+// by its worker's source must see it at once. names nil lists every topic
+// (internal ones excluded, as kadm does).
+func listTopicsNow(ctx context.Context, cl *kgo.Client, names []string) (kadm.TopicDetails, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	// A listed topic that does not exist yet must not be created here with
+	// the broker's defaults: its source creates it, compacted.
+	req.AllowAutoTopicCreation = false
+	for _, n := range names {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(n)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	out := make(kadm.TopicDetails, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic == nil || names == nil && t.IsInternal {
+			continue
+		}
+		td := kadm.TopicDetail{Topic: *t.Topic, IsInternal: t.IsInternal, Partitions: kadm.PartitionDetails{}, Err: kerr.ErrorForCode(t.ErrorCode)}
+		for _, p := range t.Partitions {
+			td.Partitions[p.Partition] = kadm.PartitionDetail{Topic: *t.Topic, Partition: p.Partition, Leader: p.Leader, Err: kerr.ErrorForCode(p.ErrorCode)}
+		}
+		out[*t.Topic] = td
+	}
+	return out, nil
 }
 
 // startAtEnd runs on the sink's very first start. It resolves "start:
