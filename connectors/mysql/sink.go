@@ -1085,7 +1085,9 @@ func sinkValue(v any, ct *sink.ColumnType, colType string) (any, int, error) {
 }
 
 // MissingKeys implements sink.MissingKeysTx: one query per chunk of keys,
-// returning the index of each key with no row.
+// returning the index of each key with no row. Each key is compared as a
+// parameter with the column, so the column's collation applies (a derived
+// table of parameters would carry a collation of its own).
 func (x *sinkTx) MissingKeys(ctx context.Context, spec *sink.TableSpec, keys [][]any) ([]int, error) {
 	info, err := x.t.loadTable(ctx, x.tx, spec)
 	if err != nil {
@@ -1100,29 +1102,27 @@ func (x *sinkTx) MissingKeys(ctx context.Context, spec *sink.TableSpec, keys [][
 	}
 	cond := make([]string, len(spec.Key))
 	for j, k := range spec.Key {
-		cond[j] = fmt.Sprintf("t.%s = v.k%d", sinkQuote(k.Name), j)
+		cond[j] = sinkQuote(k.Name) + " = ?"
 	}
+	where := strings.Join(cond, " AND ")
 	var out []int
-	for _, ch := range sink.Chunks(len(keys), 1000) {
+	for _, ch := range sink.Chunks(len(keys), 500) {
 		var b strings.Builder
-		b.WriteString("SELECT v.i FROM (")
 		var args []any
 		for i := ch[0]; i < ch[1]; i++ {
 			if i > ch[0] {
 				b.WriteString(" UNION ALL ")
 			}
-			fmt.Fprintf(&b, "SELECT %d AS i", i)
+			fmt.Fprintf(&b, "SELECT %d FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %s)", i, info.ident, where)
 			for j, v := range keys[i] {
 				col := spec.Key[j]
 				sv, _, err := sinkValue(v, &col.Type, info.types[col.Name])
 				if err != nil {
 					return nil, &sink.ValueError{Column: col.Name, Err: err}
 				}
-				fmt.Fprintf(&b, ", ? AS k%d", j)
 				args = append(args, sv)
 			}
 		}
-		b.WriteString(") v WHERE NOT EXISTS (SELECT 1 FROM " + info.ident + " t WHERE " + strings.Join(cond, " AND ") + ")")
 		rows, err := x.tx.QueryContext(ctx, b.String(), args...)
 		if err != nil {
 			return nil, fmt.Errorf("looking up %d keys: %w", ch[1]-ch[0], err)
