@@ -279,3 +279,43 @@ func TestSkipReason(t *testing.T) {
 		}
 	}
 }
+
+// TestIsUnavailableShapes: Debezium's placeholder in every shape its
+// PostgreSQL connector gives it (UnchangedToastedPlaceholder), and values
+// that merely resemble it.
+func TestIsUnavailableShapes(t *testing.T) {
+	ph := "__debezium_unavailable_value"
+	nums := func(wrap func(b byte) any) []any {
+		out := make([]any, len(ph))
+		for i := range len(ph) {
+			out[i] = wrap(ph[i])
+		}
+		return out
+	}
+	// Java's UUID.nameUUIDFromBytes("__debezium_unavailable_value".getBytes()).
+	const uuid = "b68a35a7-17ad-35b3-af2a-ae46edb4545a"
+	for name, v := range map[string]any{
+		"text": ph, "bytea": []byte(ph), "text[]": []any{ph}, "bytea[]": []any{[]byte(ph)},
+		"int4[]":     nums(func(b byte) any { return int(b) }),
+		"int8[]":     nums(func(b byte) any { return int64(b) }),
+		"int4[] gen": nums(func(b byte) any { return map[string]any{"int": int(b)} }),
+		"uuid[]":     []any{uuid},
+		"hstore map": map[string]any{ph: ph}, "hstore json": `{"` + ph + `":"` + ph + `"}`,
+		"wrapped":    map[string]any{"string": ph},
+	} {
+		if !isUnavailable(v) {
+			t.Errorf("%s placeholder %v not recognised", name, v)
+		}
+	}
+	short := nums(func(b byte) any { return int64(b) })[1:]
+	off := nums(func(b byte) any { return int64(b) })
+	off[3] = int64(0)
+	for name, v := range map[string]any{
+		"text": ph + " ", "text[] of two": []any{ph, ph}, "int[] short": short, "int[] other": off,
+		"uuid": uuid, "hstore other": map[string]any{ph: "x"}, "empty": []any{},
+	} {
+		if isUnavailable(v) {
+			t.Errorf("%s value %v taken for the placeholder", name, v)
+		}
+	}
+}
