@@ -301,7 +301,7 @@ func TestIsUnavailableShapes(t *testing.T) {
 		"int4[] gen": nums(func(b byte) any { return map[string]any{"int": int(b)} }),
 		"uuid[]":     []any{uuid},
 		"hstore map": map[string]any{ph: ph}, "hstore json": `{"` + ph + `":"` + ph + `"}`,
-		"wrapped":    map[string]any{"string": ph},
+		"wrapped": map[string]any{"string": ph},
 	} {
 		if !isUnavailable(v) {
 			t.Errorf("%s placeholder %v not recognised", name, v)
