@@ -11,8 +11,10 @@ import (
 
 // internalTopics names the topics of pipeline p that never carry change
 // events, with why, so that no sink's topics_regex picks them up: the
-// offsets topic, each source's schema history topic, each sink's
-// dead-letter topic, the registry's and the worker group's topics.
+// offsets topic, each source's schema history topic, the names Debezium
+// gives schema change, transaction and signal topics under each source's
+// prefix, each sink's dead-letter topic, the registry's and the worker
+// group's topics.
 func internalTopics(p *config.Pipeline, srcs []openedSource, sinks []openedSink) map[string]string {
 	m := map[string]string{
 		p.Log.OffsetsTopic:    "source offsets topic (log.offsets_topic)",
@@ -22,6 +24,14 @@ func internalTopics(p *config.Pipeline, srcs []openedSource, sinks []openedSink)
 		m[groupTopic(p.Worker.Group)] = "worker group topic (worker.group)"
 	}
 	for _, s := range srcs {
+		// Names Debezium gives its non-change topics under a topic prefix
+		// (schema changes, transaction metadata, signals), in case a
+		// Debezium connector shares the prefix: tributary writes none.
+		if prefix := s.cfg.TopicPrefix(); prefix != "" {
+			m[prefix] = "schema change topic name of prefix " + prefix + " (Debezium's <topic.prefix>)"
+			m[prefix+".transaction"] = "transaction metadata topic name of prefix " + prefix + " (Debezium's <topic.prefix>.transaction)"
+			m[prefix+"-signal"] = "signal topic name of prefix " + prefix + " (Debezium's <topic.prefix>-signal)"
+		}
 		if hu, ok := s.conn.(source.HistoryUser); ok {
 			m[hu.HistoryTopic()] = "schema history topic of source " + s.spec.Name + " (JSON)"
 		}
