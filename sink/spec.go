@@ -26,7 +26,7 @@ type Spec struct {
 	// never match (see skipReason): names starting with _ (_schemas,
 	// __consumer_offsets, _tributary-*), the offsets topic, schema history
 	// topics, dead-letter topics; they are logged as skipped at start.
-	TopicsRegex string `yaml:"topics_regex" desc:"Go (RE2) regular expression matched against whole topic names, e.g. shop\\..*. The pipeline's own topics that carry no change events never match, and are logged as skipped: names starting with _ (_schemas, _tributary-*), the offsets topic (log.offsets_topic, tributary-offsets), schema history topics (<topic_prefix>.schema-history or the configured schema_history_topic), dead-letter topics (<sink>.dlq or the configured one) and Kafka Connect's connect-offsets/-configs/-status."`
+	TopicsRegex string `yaml:"topics_regex" desc:"Go (RE2) regular expression matched against whole topic names, e.g. shop\\..*. The pipeline's own topics that carry no change events never match, and are logged as skipped: names starting with _ (_schemas, _tributary-*), the offsets topic (log.offsets_topic, tributary-offsets), schema history topics (<topic_prefix>.schema-history or the configured schema_history_topic), dead-letter topics (<sink>.dlq or the configured one), Debezium's schema change, transaction and signal topics of each source's prefix (<prefix>, <prefix>.transaction, <prefix>-signal) and Kafka Connect's connect-offsets/-configs/-status."`
 	// Start is where a partition with no stored offset begins: "earliest"
 	// (default) or "latest". It applies to partitions that exist when the
 	// sink first starts; partitions created later always start at their
