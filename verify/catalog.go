@@ -126,6 +126,8 @@ func describePG(ctx context.Context, s Side) (*Table, error) {
 			c.Cat = CatTime
 		case typ == "uuid":
 			c.Cat = CatUUID
+		case typ == "character" || strings.HasPrefix(typ, "character("):
+			c.Cat = CatChar
 		}
 		t.Columns = append(t.Columns, c)
 		if pos > 0 {
@@ -196,6 +198,8 @@ func describeMySQL(ctx context.Context, s Side) (*Table, error) {
 			c.Cat, c.expr = CatBytes, "HEX("+q+")"
 		case "json":
 			c.Cat = CatJSON
+		case "char":
+			c.Cat = CatChar
 		case "bit":
 			c.expr = "BIN(" + q + ")"
 		}

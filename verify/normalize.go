@@ -30,10 +30,11 @@ const (
 	CatBytes                       // lower-case hex
 	CatJSON                        // parsed and re-encoded (sorted keys, no spaces)
 	CatUUID                        // lower case
+	CatChar                        // fixed-length text: trailing spaces dropped
 )
 
 var catNames = [...]string{"text", "int", "decimal", "float32", "float64", "bool", "timestamptz", "timestamp",
-	"date", "time", "interval", "bytes", "json", "uuid"}
+	"date", "time", "interval", "bytes", "json", "uuid", "char"}
 
 func (c Category) String() string {
 	if int(c) < len(catNames) {
@@ -100,6 +101,15 @@ func Normalize(v any, c Category, rawBytes bool) (string, bool) {
 	case CatUUID:
 		if s, ok := v.(string); ok {
 			return strings.ToLower(s), false
+		}
+	case CatChar:
+		// char(n) pads with spaces, and trailing spaces are not part of the
+		// value (PostgreSQL ignores them in comparisons and casts, MariaDB
+		// strips them on read); a copy in a text column (SQLite) holds the
+		// padded string Debezium sends, so both sides are compared
+		// right-trimmed.
+		if s, ok := v.(string); ok {
+			return strings.TrimRight(s, " "), false
 		}
 	}
 	return text(v), false
