@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"strconv"
 	"strings"
@@ -31,10 +32,13 @@ const (
 	CatJSON                        // parsed and re-encoded (sorted keys, no spaces)
 	CatUUID                        // lower case
 	CatChar                        // fixed-length text: trailing spaces dropped
+	CatBits                        // bit string without leading zeros; booleans as 1 / 0
+	CatTimeTZ                      // time of day with offset: UTC microseconds since midnight
+	CatGeometry                    // "<srid>:<hex of the WKB>"
 )
 
 var catNames = [...]string{"text", "int", "decimal", "float32", "float64", "bool", "timestamptz", "timestamp",
-	"date", "time", "interval", "bytes", "json", "uuid", "char"}
+	"date", "time", "interval", "bytes", "json", "uuid", "char", "bits", "timetz", "geometry"}
 
 func (c Category) String() string {
 	if int(c) < len(catNames) {
@@ -101,6 +105,29 @@ func Normalize(v any, c Category, rawBytes bool) (string, bool) {
 	case CatUUID:
 		if s, ok := v.(string); ok {
 			return strings.ToLower(s), false
+		}
+	case CatBits:
+		// Debezium's Bits are bytes: the leading zeros of a varbit are not
+		// on the wire, and MariaDB's BIN() drops them too, so bit strings
+		// are compared by their significant digits. bit(1) travels as a
+		// boolean.
+		s := normInt(v)
+		if s == "0" || s == "1" {
+			return s, false
+		}
+		if t := strings.TrimLeft(s, "0"); t != "" {
+			return t, false
+		}
+		return "0", false
+	case CatTimeTZ:
+		if s, ok := v.(string); ok {
+			if us, ok := parseTimeTZ(s); ok {
+				return strconv.FormatInt(us, 10), false
+			}
+		}
+	case CatGeometry:
+		if s, ok := v.(string); ok {
+			return normGeometry(s), false
 		}
 	case CatChar:
 		// char(n) pads with spaces, and trailing spaces are not part of the
@@ -289,6 +316,9 @@ func normJSON(s string) string {
 	if err := d.Decode(&v); err != nil {
 		return s
 	}
+	if _, err := d.Token(); err != io.EOF {
+		return s // more than one JSON value: not JSON, compared as text
+	}
 	var b bytes.Buffer
 	e := json.NewEncoder(&b)
 	e.SetEscapeHTML(false)
@@ -296,4 +326,59 @@ func normJSON(s string) string {
 		return s
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// parseTimeTZ reads a time of day with a zone offset ("13:51:30.5+02",
+// "11:51:30.5Z", "11:51:30+05:30") as UTC microseconds since midnight.
+func parseTimeTZ(s string) (int64, bool) {
+	s = strings.TrimSpace(s)
+	var off int64
+	if strings.HasSuffix(s, "Z") {
+		s = s[:len(s)-1]
+	} else if i := strings.LastIndexAny(s, "+-"); i > 0 {
+		z := s[i+1:]
+		h, m, _ := strings.Cut(z, ":")
+		hh, err1 := strconv.ParseInt(h, 10, 64)
+		mm := int64(0)
+		var err2 error
+		if m != "" {
+			mm, err2 = strconv.ParseInt(m, 10, 64)
+		}
+		if err1 != nil || err2 != nil {
+			return 0, false
+		}
+		off = (hh*3600 + mm*60) * 1e6
+		if s[i] == '-' {
+			off = -off
+		}
+		s = s[:i]
+	}
+	us, ok := parseTimeOfDay(s)
+	if !ok {
+		return 0, false
+	}
+	const day = 86400 * 1e6
+	return ((us-off)%day + day) % day, true
+}
+
+// normGeometry turns the forms a geometry takes into "<srid>:<hex WKB>":
+// MariaDB's own (selected as "<srid>:<hex>"), and the JSON of Debezium's
+// Geometry/Point struct ({"srid":..,"wkb":"<base64>"}, x and y ignored:
+// they repeat the WKB) that a copy without a geometry type holds.
+func normGeometry(s string) string {
+	if !strings.HasPrefix(strings.TrimSpace(s), "{") {
+		return strings.ToLower(s)
+	}
+	var g struct {
+		SRID *int64 `json:"srid"`
+		WKB  []byte `json:"wkb"`
+	}
+	if err := json.Unmarshal([]byte(s), &g); err != nil || g.WKB == nil {
+		return s
+	}
+	srid := int64(0)
+	if g.SRID != nil {
+		srid = *g.SRID
+	}
+	return strconv.FormatInt(srid, 10) + ":" + hex.EncodeToString(g.WKB)
 }

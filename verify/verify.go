@@ -199,7 +199,7 @@ func Compare(ctx context.Context, src, dst Side, opt Options) (*Result, error) {
 			res.Problems = append(res.Problems, fmt.Sprintf("column %s of %s is missing in the copy %s", c.Name, src, dst))
 			continue
 		}
-		if d.Cat == CatJSON || c.Cat == CatJSON {
+		if (d.Cat == CatJSON || c.Cat == CatJSON) && c.Cat != CatGeometry {
 			c.Cat = CatJSON
 		}
 		d.Cat = c.Cat

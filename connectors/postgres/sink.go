@@ -294,7 +294,9 @@ func sinkColumnType(ct *sink.ColumnType, geom string) string {
 	case sink.KindBytes:
 		return "bytea"
 	case sink.KindBits:
-		if ct.BitLength > 0 {
+		// PostgreSQL's longest bit string is 83886080 bits; a longer
+		// length is an unbounded varbit's unknown length (2^31-1).
+		if ct.BitLength > 0 && ct.BitLength <= 83886080 {
 			return fmt.Sprintf("bit varying(%d)", ct.BitLength)
 		}
 		return "bit varying"
