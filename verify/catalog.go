@@ -199,6 +199,9 @@ func describeMySQL(ctx context.Context, s Side) (*Table, error) {
 		switch dt {
 		case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
 			c.Cat = CatInt
+			if dt == "bigint" && strings.Contains(ct, "unsigned") {
+				c.Cat = CatUint64
+			}
 		case "decimal", "numeric":
 			c.Cat = CatDecimal
 		case "float":

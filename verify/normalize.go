@@ -35,10 +35,11 @@ const (
 	CatBits                        // bit string without leading zeros; booleans as 1 / 0
 	CatTimeTZ                      // time of day with offset: UTC microseconds since midnight
 	CatGeometry                    // "<srid>:<hex of the WKB>"
+	CatUint64                      // MySQL BIGINT UNSIGNED: as the signed 64-bit integer of the same bits
 )
 
 var catNames = [...]string{"text", "int", "decimal", "float32", "float64", "bool", "timestamptz", "timestamp",
-	"date", "time", "interval", "bytes", "json", "uuid", "char", "bits", "timetz", "geometry"}
+	"date", "time", "interval", "bytes", "json", "uuid", "char", "bits", "timetz", "geometry", "uint64"}
 
 func (c Category) String() string {
 	if int(c) < len(catNames) {
@@ -46,6 +47,11 @@ func (c Category) String() string {
 	}
 	return "?"
 }
+
+var (
+	twoTo63 = new(big.Int).Lsh(big.NewInt(1), 63)
+	twoTo64 = new(big.Int).Lsh(big.NewInt(1), 64)
+)
 
 // nullText stands for SQL NULL in hashes and reports.
 const nullText = "NULL"
@@ -69,6 +75,18 @@ func Normalize(v any, c Category, rawBytes bool) (string, bool) {
 	switch c {
 	case CatInt, CatBool:
 		return normInt(v), false
+	case CatUint64:
+		// Debezium's default bigint.unsigned.handling.mode=long sends a
+		// value of 2^63 or more as its two's complement, and a copy in a
+		// signed BIGINT holds that. Both sides are compared as the signed
+		// integer of the same 64 bits: a one-to-one mapping, so different
+		// values stay different.
+		s := normInt(v)
+		var n big.Int
+		if _, ok := n.SetString(s, 10); ok && n.Cmp(twoTo63) >= 0 {
+			return n.Sub(&n, twoTo64).String(), false
+		}
+		return s, false
 	case CatDecimal:
 		return normDecimal(v), false
 	case CatFloat32:
@@ -87,6 +105,11 @@ func Normalize(v any, c Category, rawBytes bool) (string, bool) {
 		if s, ok := v.(string); ok {
 			if us, ok := parseTimeOfDay(s); ok {
 				return strconv.FormatInt(us, 10), false
+			}
+			// A MySQL TIME copied to a PostgreSQL interval reads as
+			// microseconds (see the interval expression).
+			if _, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64); err == nil {
+				return normInt(s), false
 			}
 		}
 		if t, ok := v.(time.Time); ok {
@@ -284,6 +307,11 @@ func parseTime(v any) (time.Time, bool) {
 
 func parseTimeOfDay(s string) (int64, bool) {
 	s = strings.TrimSpace(s)
+	// MySQL's TIME is a signed duration up to 838:59:59.
+	if rest, neg := strings.CutPrefix(s, "-"); neg {
+		us, ok := parseTimeOfDay(rest)
+		return -us, ok
+	}
 	hms, frac, _ := strings.Cut(s, ".")
 	parts := strings.Split(hms, ":")
 	if len(parts) != 3 {
