@@ -110,7 +110,7 @@ func describePG(ctx context.Context, s Side) (*Table, error) {
 			// inet's text cast adds the netmask of a host address
 			// (192.168.0.1/32); its output form, which Debezium sends, does
 			// not.
-			c.expr = "format('%s', " + q + ")"
+			c.expr = "CASE WHEN " + q + " IS NOT NULL THEN format('%s', " + q + ") END"
 		case typ == "time with time zone":
 			c.Cat = CatTimeTZ
 		case typ == "geometry":
