@@ -36,10 +36,11 @@ const (
 	CatTimeTZ                      // time of day with offset: UTC microseconds since midnight
 	CatGeometry                    // "<srid>:<hex of the WKB>"
 	CatUint64                      // MySQL BIGINT UNSIGNED: as the signed 64-bit integer of the same bits
+	CatGeometryWKB                 // hex of the WKB alone (a copy that keeps no SRID)
 )
 
 var catNames = [...]string{"text", "int", "decimal", "float32", "float64", "bool", "timestamptz", "timestamp",
-	"date", "time", "interval", "bytes", "json", "uuid", "char", "bits", "timetz", "geometry", "uint64"}
+	"date", "time", "interval", "bytes", "json", "uuid", "char", "bits", "timetz", "geometry", "uint64", "geometry-wkb"}
 
 func (c Category) String() string {
 	if int(c) < len(catNames) {
@@ -66,7 +67,7 @@ func Normalize(v any, c Category, rawBytes bool) (string, bool) {
 		return nullText, true
 	case []byte:
 		if rawBytes {
-			if c == CatBytes {
+			if c == CatBytes || c == CatGeometryWKB {
 				return hex.EncodeToString(x), false
 			}
 		}
@@ -151,6 +152,14 @@ func Normalize(v any, c Category, rawBytes bool) (string, bool) {
 	case CatGeometry:
 		if s, ok := v.(string); ok {
 			return normGeometry(s), false
+		}
+	case CatGeometryWKB:
+		if s, ok := v.(string); ok {
+			g := normGeometry(s)
+			if _, wkb, ok := strings.Cut(g, ":"); ok {
+				return wkb, false
+			}
+			return strings.ToLower(strings.TrimPrefix(g, `\x`)), false
 		}
 	case CatChar:
 		// char(n) pads with spaces, and trailing spaces are not part of the

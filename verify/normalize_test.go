@@ -96,3 +96,22 @@ func TestNormalizeSameAndDifferent(t *testing.T) {
 		t.Errorf("normJSON reads %q and %q the same", "4326:0101", "4326:0102")
 	}
 }
+
+// A copy that keeps only the WKB of a geometry (SQLite BLOB, PostgreSQL
+// bytea) compares with the source's SRID and WKB by the WKB.
+func TestNormalizeGeometryWKB(t *testing.T) {
+	src, _ := Normalize("4326:0101000000000000000000F83F00000000000002C0", CatGeometryWKB, false)
+	for _, v := range []any{
+		[]byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0, 0, 0, 0, 0, 0, 2, 0xc0}, // SQLite BLOB
+	} {
+		if got, _ := Normalize(v, CatGeometryWKB, true); got != src {
+			t.Errorf("%#v normalises to %q, the source to %q", v, got, src)
+		}
+	}
+	if got, _ := Normalize(`\x0101000000000000000000f83f00000000000002c0`, CatGeometryWKB, false); got != src {
+		t.Errorf("bytea hex normalises to %q, the source to %q", got, src)
+	}
+	if got, _ := Normalize("4326:0101000000000000000000F83F0000000000000AC0", CatGeometryWKB, false); got == src {
+		t.Errorf("different points normalise the same: %q", got)
+	}
+}

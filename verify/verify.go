@@ -202,6 +202,11 @@ func Compare(ctx context.Context, src, dst Side, opt Options) (*Result, error) {
 		if (d.Cat == CatJSON || c.Cat == CatJSON) && c.Cat != CatGeometry {
 			c.Cat = CatJSON
 		}
+		if c.Cat == CatGeometry && d.Cat == CatBytes {
+			// A copy without a geometry type (SQLite, PostgreSQL without
+			// PostGIS) holds the WKB alone: the SRID cannot be compared.
+			c.Cat = CatGeometryWKB
+		}
 		d.Cat = c.Cat
 		sc = append(sc, c)
 		dc = append(dc, d)
