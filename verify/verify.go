@@ -191,8 +191,8 @@ func Compare(ctx context.Context, src, dst Side, opt Options) (*Result, error) {
 	// either side is compared as JSON: MariaDB keeps JSON as LONGTEXT).
 	var sc, dc []Column
 	for _, c := range st.Columns {
-		if opt.Exclude[c.Name] {
-			continue
+		if opt.Exclude[c.Name] || opt.Exclude[schema.AvroFieldName(c.Name)] {
+			continue // fields.exclude may name the column or its Avro field
 		}
 		d, ok := dt.copyColumn(c.Name, dst.Dialect)
 		if !ok {
