@@ -33,8 +33,10 @@ func newVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify -f FILE SINK",
 		Short: "Compare each source table with its copy in sink SINK",
-		Long: `Compare every table of the pipeline's PostgreSQL and MySQL sources whose topic
-sink SINK consumes with its copy: row counts, then checksums of hash ranges of
+		Long: `Compare every table the pipeline's PostgreSQL and MySQL sources capture (as
+their own table discovery finds them: a partitioned table once, under its
+topic) whose topic sink SINK consumes with its copy: row counts, then
+checksums of hash ranges of
 the primary key, then the rows of the ranges that differ, printing each key
 that is missing in the copy, extra in the copy, or different (with the
 differing columns).
@@ -42,11 +44,13 @@ differing columns).
 Values are normalised before they are compared, so copies in another engine
 compare fairly: numbers as canonical decimals, timestamps as UTC
 microseconds, booleans as 1/0, bytes as hex, JSON re-encoded with sorted
-keys, text as is. Memory stays bounded: each pass streams the table.
+keys, char(n) without its trailing spaces, text as is. A copy's column is
+found under the source's spelling of its name or its Avro field name.
+Memory stays bounded: each pass streams the table.
 
 verify reads the source and the copy at slightly different times: run it
 when the copy has caught up (writes paused), or give --wait to compare
-again until the copy converges.
+again until the copy converges; the last pass prints its full report.
 
 Exit codes: 0 every copy equals its source, 1 a difference (or a failure),
 2 bad config or arguments.`,
