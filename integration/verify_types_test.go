@@ -64,8 +64,8 @@ const myTypeValues = `-128, 255, -32768, 65535, -8388608, 16777215,
 
 // myTypeAlt is a second, close value of every column, in the same order.
 // The ENUM value is 'a', not 'c,d': Debezium's "allowed" parameter joins the
-// values with commas, so a MariaDB copy's ENUM is defined as 'a', 'b''q',
-// 'c', 'd' and cannot take 'c,d' (a known limit of the wire format, in
+// values with commas, so a MariaDB copy's ENUM gets the values a, b'q,
+// c and d, and cannot take 'c,d' (a known limit of the wire format, in
 // the README).
 const myTypeAlt = `-127, 254, -32767, 65534, -8388607, 16777214,
  -2147483647, 4294967294, -9223372036854775807, 18446744073709551614,
@@ -115,7 +115,8 @@ func (ct copyTarget) corruptSQL(table, col string, from int) string {
 
 // TestVerifyTypeMatricesAllTargets copies the full PostgreSQL and MariaDB
 // type matrices (plus a partitioned table and columns Avro cannot name)
-// into PostgreSQL, MariaDB and SQLite copies through the binary; `verify`
+// into PostgreSQL (with and without PostGIS), MariaDB and SQLite copies
+// through the binary; `verify`
 // says every copy equals its source; then, for every column of every
 // matrix in every copy, one value of key 1 is changed to a close but
 // different value (the one key 2 holds) and verify must exit 1 naming key
@@ -165,6 +166,11 @@ func TestVerifyTypeMatricesAllTargets(t *testing.T) {
 	// The copies.
 	pgCopy := pgDB(t)
 	pcc := pgConn(t, pgCopy)
+	// A second PostgreSQL copy has PostGIS: geometries are stored as
+	// geometry with their SRID there, as bytea WKB in the first.
+	gisCopy := pgDB(t)
+	gcc := pgConn(t, gisCopy)
+	pgExec(t, gcc, "CREATE EXTENSION postgis")
 	myDSN, myCopyDB, myConn := mysqlSinkDB(t)
 	sqlitePath := filepath.Join(t.TempDir(), "copy.db")
 	pgPrefix, myPrefix, slot := uniq("vtp"), uniq("vtm"), uniq("slot")
@@ -201,7 +207,12 @@ sinks:
     path: %[12]s
     topics: [%[9]s]
     flush_interval: 20ms
-`, slot, src, pgPrefix, myPrefix, myURL, myDB, sinkBase, pgCopy, topics, myDSN, myCopyDB, sqlitePath))
+  - name: %[7]s_gis
+    type: postgres
+    url: %[13]s
+    topics: [%[9]s]
+    flush_interval: 20ms
+`, slot, src, pgPrefix, myPrefix, myURL, myDB, sinkBase, pgCopy, topics, myDSN, myCopyDB, sqlitePath, gisCopy))
 	w := startWorker(t, le, cfg)
 	time.Sleep(2 * time.Second)
 	insertPG(4, valsA)
@@ -214,22 +225,26 @@ sinks:
 	}
 	t.Cleanup(func() { sq.Close() })
 	ctx := context.Background()
-	targets := []copyTarget{
-		{
-			name: sinkBase + "_pg", engine: "postgres",
+	pgTarget := func(name string, c *pgx.Conn) copyTarget {
+		return copyTarget{
+			name: name, engine: "postgres",
 			table: func(s, tb string) string { return pgx.Identifier{s, tb}.Sanitize() },
-			exec:  func(q string) error { _, err := pcc.Exec(ctx, q); return err },
+			exec:  func(q string) error { _, err := c.Exec(ctx, q); return err },
 			columns: func(table string) ([]string, error) {
 				return queryStrings(func() (*colRows, error) {
-					r, err := pcc.Query(ctx, "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped", table)
+					r, err := c.Query(ctx, "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped", table)
 					if err != nil {
 						return nil, err
 					}
-					return &colRows{next: r.Next, scan: func(d ...any) error { return r.Scan(d...) }, err: r.Err, close: r.Close}, err
+					return &colRows{next: r.Next, scan: func(d ...any) error { return r.Scan(d...) }, err: r.Err, close: r.Close}, nil
 				})
 			},
 			quote: func(id string) string { return pgx.Identifier{id}.Sanitize() },
-		},
+		}
+	}
+	targets := []copyTarget{
+		pgTarget(sinkBase+"_pg", pcc),
+		pgTarget(sinkBase+"_gis", gcc),
 		{
 			name: sinkBase + "_my", engine: "mysql",
 			table: func(_, tb string) string { return "`" + myCopyDB + "`.`" + tb + "`" },
@@ -275,6 +290,11 @@ sinks:
 		}
 	}
 	w.stop(t)
+	var gType string
+	if err := gcc.QueryRow(ctx, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = $1::regclass AND attname = 'g'",
+		pgx.Identifier{myDB, "tm"}.Sanitize()).Scan(&gType); err != nil || !strings.HasPrefix(gType, "geometry") {
+		t.Errorf("PostGIS copy: column g is %q (%v), want a geometry: the SRID path of verify would go untested", gType, err)
+	}
 	if t.Failed() {
 		return
 	}
