@@ -31,7 +31,8 @@ var pgTypeAlt = map[string]string{
 	"c_bit1": "B'0'", "c_bits": "B'1000000001'", "c_varbit": "B'111'",
 	"c_inet": "'192.168.0.2'", "c_cidr": "'10.0.0.0/16'", "c_macaddr": "'08:00:2b:01:02:04'",
 	"c_enum": "'sad'", "c_intarr": "'{1,NULL,4}'", "c_textarr": `'{"a b",d}'`,
-	"c_tsv": "'cat b'", "c_unknown": "'124'",
+	"c_tsv": "'cat b'", "c_unknown": "'124'", "c_point": "'(1.5,-2.5)'",
+	`"select"`: "'kx'", `"col with space"`: "6", `"ünïcödé 列"`: "'v'",
 }
 
 // myTypeDDL and myTypeValues are the MariaDB type matrix of
@@ -380,7 +381,7 @@ func checkCorruption(t *testing.T, ct copyTarget, table, col string, all []strin
 func pgMatrixCols() []string {
 	out := make([]string, len(pgTypeMatrix))
 	for i, tc := range pgTypeMatrix {
-		out[i] = tc.col
+		out[i] = strings.Trim(tc.col, `"`) // the column's name, not its SQL quoting
 	}
 	return out
 }

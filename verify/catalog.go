@@ -113,6 +113,10 @@ func describePG(ctx context.Context, s Side) (*Table, error) {
 			c.expr = "CASE WHEN " + q + " IS NOT NULL THEN format('%s', " + q + ") END"
 		case typ == "time with time zone":
 			c.Cat = CatTimeTZ
+		case typ == "point":
+			// Debezium sends a point as its Geometry Point struct: copies
+			// in other engines hold its WKB.
+			c.Cat = CatGeometry
 		case typ == "geometry" || strings.HasPrefix(typ, "geometry("):
 			// PostGIS, when the copy has it.
 			c.Cat, c.expr = CatGeometry, "ST_SRID("+q+")::text || ':' || encode(ST_AsBinary("+q+"), 'hex')"

@@ -2,10 +2,12 @@ package verify
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -398,11 +400,36 @@ func parseTimeTZ(s string) (int64, bool) {
 	return ((us-off)%day + day) % day, true
 }
 
+// pointWKB reads PostgreSQL's point text "(x,y)" as the hex of its
+// little-endian WKB, which is what Debezium's Point struct carries.
+func pointWKB(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "(") || !strings.HasSuffix(s, ")") {
+		return "", false
+	}
+	xs, ys, ok := strings.Cut(s[1:len(s)-1], ",")
+	if !ok {
+		return "", false
+	}
+	x, err1 := strconv.ParseFloat(strings.TrimSpace(xs), 64)
+	y, err2 := strconv.ParseFloat(strings.TrimSpace(ys), 64)
+	if err1 != nil || err2 != nil {
+		return "", false
+	}
+	b := []byte{1, 1, 0, 0, 0}
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(y))
+	return hex.EncodeToString(b), true
+}
+
 // normGeometry turns the forms a geometry takes into "<srid>:<hex WKB>":
 // MariaDB's own (selected as "<srid>:<hex>"), and the JSON of Debezium's
 // Geometry/Point struct ({"srid":..,"wkb":"<base64>"}, x and y ignored:
 // they repeat the WKB) that a copy without a geometry type holds.
 func normGeometry(s string) string {
+	if p, ok := pointWKB(s); ok {
+		return "0:" + p
+	}
 	if !strings.HasPrefix(strings.TrimSpace(s), "{") {
 		return strings.ToLower(s)
 	}

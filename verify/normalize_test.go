@@ -72,6 +72,9 @@ func TestNormalizeSameAndDifferent(t *testing.T) {
 		{CatGeometry, []any{"4326:0101000000000000000000F83F00000000000002C0",
 			`{"srid":4326,"wkb":"AQEAAAAAAAAAAAD4PwAAAAAAAALA"}`, `{"srid": 4326, "wkb": "AQEAAAAAAAAAAAD4PwAAAAAAAALA", "x": 1.5, "y": -2.25}`},
 			`{"srid":0,"wkb":"AQEAAAAAAAAAAAD4PwAAAAAAAALA"}`},
+		// A PostgreSQL point and its copies' WKB.
+		{CatGeometry, []any{"(1.5,-2.25)", "0:0101000000000000000000F83F00000000000002C0",
+			`{"srid":null,"wkb":"AQEAAAAAAAAAAAD4PwAAAAAAAALA","x":1.5,"y":-2.25}`}, "(1.5,-2.5)"},
 		// BIGINT UNSIGNED: the source's value and Debezium's two's complement.
 		{CatUint64, []any{"18446744073709551615", int64(-1), "-1"}, "18446744073709551614"},
 		{CatUint64, []any{"42", int64(42)}, "43"},
