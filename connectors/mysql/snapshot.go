@@ -291,8 +291,25 @@ func (c *Connector) takeSnapshot(ctx context.Context, r *run, withData bool) (po
 		}
 		states = append(states, ts)
 	}
+	// The offset says a snapshot is running before its first row reaches
+	// the log: a restart then knows the topics may hold its rows.
+	mark := pos
+	mark.Snapshot = true
+	if err := r.rt.Checkpoint(ctx, mark.offset(), func() {}); err != nil {
+		return position{}, nil, err
+	}
+	if err := r.rt.Flush(ctx); err != nil {
+		return position{}, nil, fmt.Errorf("recording the snapshot start: %w", err)
+	}
 	if err := c.readTables(ctx, r, sc, pos, states, info); err != nil {
 		return position{}, nil, err
+	}
+	if r.rt.Offset() != nil {
+		// Still inside the consistent snapshot: keys are looked up as of
+		// its position (vanished.go).
+		if err := c.deleteVanished(ctx, r, sc.conns[0], states, pos); err != nil {
+			return position{}, nil, err
+		}
 	}
 	return pos, cat, nil
 }
