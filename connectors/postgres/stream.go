@@ -628,6 +628,13 @@ func (s *streamer) addedWithoutDefault(id tableID, prev, sh *shape) {
 			continue
 		}
 		source.RequestResnapshot(s.rt, s.c.log, s.c.name, id.String(), c.Name, g.reason, g.detail)
+		if ct := s.c.byID[id]; ct != nil && !s.c.keyless(ct) {
+			// Acted on: the table is read again incrementally while
+			// streaming goes on (incremental.go).
+			s.addTasks([]snapTask{{Table: id.String(), Kind: snapKindOnDemand}})
+			s.c.log.Info("table queued for an incremental re-read", "table", id.String(), "column", c.Name)
+		}
+		return
 	}
 }
 
