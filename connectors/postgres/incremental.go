@@ -497,14 +497,9 @@ func (s *streamer) readChunk(ctx context.Context, t *incTable, task snapTask, lo
 // snapshot does not see.
 func (s *streamer) emittedInvisible() (uint32, bool) {
 	in := s.inc
-	for x := range in.xip {
-		if s.recentSet[x] > 0 {
-			return x, true
-		}
-	}
 	n := min(s.recentN, recentXids)
 	for i := 0; i < n; i++ {
-		if x := s.recent[i]; int32(x-in.xmax) >= 0 {
+		if x := s.recent[i]; in.invisible(x) {
 			return x, true
 		}
 	}

@@ -58,3 +58,29 @@ func TestSnapshotInvisible(t *testing.T) {
 		t.Errorf("epoch-wrapped snapshot: %d, %v", in.xmax, in.xip)
 	}
 }
+
+// A chunk snapshot that does not see a transaction the stream already
+// emitted is refused (taken again).
+func TestEmittedInvisible(t *testing.T) {
+	s := &streamer{c: &connector{cfg: NewConfig()}}
+	s.inc = newIncSnap(s.c, nil)
+	for _, x := range []uint32{100, 101, 102} {
+		s.noteEmitted(x)
+	}
+	for snap, want := range map[string]bool{"100:103:": false, "100:103:101": true, "100:102:": true, "99:110:105,106": false} {
+		if err := s.inc.setSnapshot(snap); err != nil {
+			t.Fatal(err)
+		}
+		if _, late := s.emittedInvisible(); late != want {
+			t.Errorf("snapshot %s: late %v, want %v", snap, late, want)
+		}
+	}
+	// The ring forgets the oldest ids.
+	for i := 0; i < recentXids; i++ {
+		s.noteEmitted(uint32(1000 + i))
+	}
+	_ = s.inc.setSnapshot("100:99999:101")
+	if x, late := s.emittedInvisible(); late {
+		t.Errorf("id %d still remembered after %d newer ones", x, recentXids)
+	}
+}

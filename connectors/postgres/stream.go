@@ -104,9 +104,8 @@ type streamer struct {
 	tables []string
 	// recent holds the ids of the last transactions emitted (a ring), so
 	// that a chunk's snapshot can be checked against them.
-	recent    [recentXids]uint32
-	recentN   int
-	recentSet map[uint32]int
+	recent  [recentXids]uint32
+	recentN int
 
 	// on-demand snapshot requests (startRequests)
 	reqMu   sync.Mutex
@@ -116,20 +115,10 @@ type streamer struct {
 
 const recentXids = 4096
 
-// noteEmitted records transaction xid as emitted.
+// noteEmitted records transaction xid as emitted: one store per
+// transaction; the ring is only scanned when a chunk is read.
 func (s *streamer) noteEmitted(xid uint32) {
-	if s.recentSet == nil {
-		s.recentSet = make(map[uint32]int, recentXids)
-	}
-	i := s.recentN % recentXids
-	if s.recentN >= recentXids {
-		old := s.recent[i]
-		if s.recentSet[old]--; s.recentSet[old] <= 0 {
-			delete(s.recentSet, old)
-		}
-	}
-	s.recent[i] = xid
-	s.recentSet[xid]++
+	s.recent[s.recentN%recentXids] = xid
 	s.recentN++
 }
 
