@@ -188,6 +188,10 @@ func (c *connector) snapTasks(off pgOffset) ([]snapTask, error) {
 			if recorded[name] || queued[name] {
 				continue
 			}
+			if c.cfg.Snapshot == SnapshotNever {
+				c.log.Info("table added to tables: only its changes from now on are captured (snapshot: never)", "table", name)
+				continue
+			}
 			c.log.Info("table added to tables: snapshotting it incrementally while streaming", "table", name)
 			tasks = append(tasks, snapTask{Table: name, Kind: snapKindAdded})
 			queued[name] = true
