@@ -23,6 +23,7 @@ func TestMySQLSnapshotKilledDeletes(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			le := newLogEnv(t, m)
+			slowCompaction(le)
 			_, db, c := mysqlDB(t)
 			exec := func(q string, args ...any) {
 				t.Helper()
