@@ -288,3 +288,75 @@ func (r *jsonReader) pollUntil(t testing.TB, within time.Duration, done func([]j
 	}
 	return r.evs
 }
+
+// debeziumMariaDBConnector is Debezium's MariaDB connector on database db of
+// the test MariaDB, capturing tables, with its schema history in topic
+// <prefix>.history (only the captured tables' DDL: other tests' tables on
+// the shared server may hold types its DDL parser refuses), no global read
+// lock (the server is shared), Debezium's defaults otherwise, and every
+// column's source type propagated as tributary does.
+func debeziumMariaDBConnector(t testing.TB, name, db, prefix, brokers string, tables []string) dbzConnector {
+	t.Helper()
+	m := regexp.MustCompile(`^([^:]+):([^@]*)@tcp\(([^:]+):(\d+)\)/`).FindStringSubmatch(env(t, "TRIBUTARY_TEST_MYSQL_URL"))
+	if m == nil {
+		t.Fatalf("cannot parse TRIBUTARY_TEST_MYSQL_URL")
+	}
+	inc := make([]string, len(tables))
+	for i, tb := range tables {
+		inc[i] = db + `\.` + tb
+	}
+	return dbzConnector{name: name, props: map[string]string{
+		"connector.class":   "io.debezium.connector.mariadb.MariaDbConnector",
+		"database.hostname": m[3],
+		"database.port":     m[4],
+		"database.user":     m[1],
+		"database.password": m[2],
+		// Unique among the shared server's replicas (tributary derives its
+		// own from the connector name, at 1073741824 and above).
+		"database.server.id":    fmt.Sprint(100000 + time.Now().UnixNano()%900000),
+		"topic.prefix":          prefix,
+		"database.include.list": db,
+		"table.include.list":    strings.Join(inc, ","),
+		"schema.history.internal.kafka.bootstrap.servers":           brokers,
+		"schema.history.internal.kafka.topic":                       prefix + ".history",
+		"schema.history.internal.store.only.captured.tables.ddl":    "true",
+		"schema.history.internal.store.only.captured.databases.ddl": "true",
+		"snapshot.locking.mode":                                     "none",
+		"column.propagate.source.type":                              ".*",
+		"topic.creation.default.replication.factor":                 "1",
+		"topic.creation.default.partitions":                         "1",
+		"poll.interval.ms":                                          "100",
+	}}
+}
+
+// readRawJSON reads the records of topic from the start as JSON values,
+// until it has at least want and a poll brings nothing new, or within is up.
+func readRawJSON(t testing.TB, brokers, topic string, within time.Duration, want int) []map[string]any {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []map[string]any
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		if fs.NumRecords() == 0 && len(out) >= want {
+			break
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			d := json.NewDecoder(bytes.NewReader(rec.Value))
+			d.UseNumber()
+			var m map[string]any
+			if err := d.Decode(&m); err != nil {
+				t.Fatalf("%s@%d: %v: %s", topic, rec.Offset, err, rec.Value)
+			}
+			out = append(out, m)
+		})
+	}
+	return out
+}

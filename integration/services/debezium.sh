@@ -5,8 +5,10 @@
 #
 #   debezium.sh fetch
 #       Fetches Kafka Connect 4.3.0 (the Kafka version Debezium 3.6.1 is built
-#       against) and the Debezium 3.6.1 connectors from Maven Central, once per
-#       pom content. Idempotent; concurrent runs serialise on a lock.
+#       against), the Debezium 3.6.1 PostgreSQL and MySQL connectors and the
+#       MariaDB connector 3.5.0.Final (the newest on Maven Central; see
+#       debezium/debezium-mariadb-pom.xml) from Maven Central, once per pom
+#       content, each connector family in a plugin directory of its own. Idempotent; concurrent runs serialise on a lock.
 #   debezium.sh start WORKDIR REST_PORT WORKER_EXTRA CONNECTOR.properties...
 #       Fetches if needed, writes WORKDIR/worker.properties (JsonConverter with
 #       schemas for key and value, offsets in WORKDIR/offsets, REST on
@@ -22,6 +24,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CONNECT_LIBS=$ROOT/connect-libs
 PLUGIN_DIR=$ROOT/plugins
 DBZ_LIBS=$PLUGIN_DIR/debezium
+DBZ_MARIADB_LIBS=$PLUGIN_DIR/debezium-mariadb
 
 log() { printf 'debezium.sh: %s\n' "$*" >&2; }
 
@@ -63,6 +66,8 @@ fetch() {
 	# loads org.apache.kafka.* from its parent loader anyway, and a second slf4j
 	# API in the plugin would bind to no logger.
 	fetch_libs debezium "$SCRIPT_DIR/debezium/debezium-pom.xml" "$DBZ_LIBS" \
+		-DexcludeGroupIds=org.apache.kafka,org.slf4j
+	fetch_libs debezium-mariadb "$SCRIPT_DIR/debezium/debezium-mariadb-pom.xml" "$DBZ_MARIADB_LIBS" \
 		-DexcludeGroupIds=org.apache.kafka,org.slf4j
 	exec 9>&-
 }
