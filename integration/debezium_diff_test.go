@@ -765,7 +765,11 @@ func TestDebeziumDiffPG(t *testing.T) {
 		pgExec(t, c, fmt.Sprintf("INSERT INTO edge VALUES (%d, %s)", i+1, r))
 	}
 	const bigText = `(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 300) g)`
-	pgExec(t, c, `INSERT INTO ev VALUES (1, 'a', `+bigText+`), (2, 'b', 'small')`)
+	// Row 1's big is short: its key changes below, and under REPLICA
+	// IDENTITY DEFAULT the new row of a key change carries an unchanged
+	// TOASTed value as the placeholder on both sides, which no copy can
+	// resolve (the reverse direction below would find it missing).
+	pgExec(t, c, `INSERT INTO ev VALUES (1, 'a', 'small1'), (2, 'b', 'small')`)
 	pgExec(t, c, `INSERT INTO ck VALUES (1, 'x', 'v1')`)
 	tables := []string{"typematrix", "edge", "ev", "ck"}
 	snapshotRows := map[string]int{"typematrix": 1, "edge": len(edgeRows), "ev": 2, "ck": 1}
@@ -875,6 +879,13 @@ func TestDebeziumDiffPG(t *testing.T) {
 		t.Errorf("the workload did not reach every event kind: TOAST placeholder %v, key change %v, default 7 %v, tombstones %d (want 2), streamed events with lsn and txId %d (want 7: c, u, d, d and c of the key change, c, u)",
 			placeholder, keyChange, withDefault, tombstones, withLSN)
 	}
+
+	// The reverse direction: Debezium's events of the event-kind tables into
+	// tributary's PostgreSQL sink, and the copy verified against the source.
+	// (typematrix and edge are left out: Debezium drops c_unknown and its
+	// snapshot writes wrong dates, both declared above, so their copies
+	// cannot equal the source.)
+	debeziumIntoSinkPG(t, le, db, dzEvs, dzPrefix, []string{"ev", "ck"})
 }
 
 // TestDebeziumCompareFinds checks the comparison itself, without services:
