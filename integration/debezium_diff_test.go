@@ -885,7 +885,10 @@ func TestDebeziumDiffPG(t *testing.T) {
 	// (typematrix and edge are left out: Debezium drops c_unknown and its
 	// snapshot writes wrong dates, both declared above, so their copies
 	// cannot equal the source.)
-	debeziumIntoSinkPG(t, le, db, dzEvs, dzPrefix, []string{"ev", "ck"})
+	debeziumIntoSink(t, le, "public", dzEvs, dzPrefix, []string{"ev", "ck"}, func(prefix string) string {
+		return fmt.Sprintf("  - name: %s\n    type: postgres\n    url: %s\n    tables: [ev, ck]\n    topic_prefix: %s\n    slot: %s\n",
+			prefix, db, prefix, uniq("unused"))
+	})
 }
 
 // TestDebeziumCompareFinds checks the comparison itself, without services:

@@ -229,15 +229,17 @@ func bridgeDebeziumEvents(t *testing.T, le *logEnv, evs []jsonEvent, dzPrefix, n
 	}
 }
 
-// debeziumIntoSinkPG points a tributary PostgreSQL sink at Debezium's
-// events of tables (bridged to Avro) and verifies the copy against db.
-func debeziumIntoSinkPG(t *testing.T, le *logEnv, db string, dzEvs []jsonEvent, dzPrefix string, tables []string) {
+// debeziumIntoSink points a tributary PostgreSQL sink at Debezium's events
+// of tables in ns (PostgreSQL schema or MariaDB database), bridged to Avro,
+// and verifies the copy against the source that sourceYAML(prefix)
+// declares (it is not run: verify only reads its tables).
+func debeziumIntoSink(t *testing.T, le *logEnv, ns string, dzEvs []jsonEvent, dzPrefix string, tables []string, sourceYAML func(prefix string) string) {
 	t.Helper()
 	bridged := uniq("dbzavro")
 	var dzTopics, topics []string
 	for _, tb := range tables {
-		dzTopics = append(dzTopics, dzPrefix+".public."+tb)
-		topics = append(topics, bridged+".public."+tb)
+		dzTopics = append(dzTopics, dzPrefix+"."+ns+"."+tb)
+		topics = append(topics, bridged+"."+ns+"."+tb)
 	}
 	bridgeDebeziumEvents(t, le, dzEvs, dzPrefix, bridged, dzTopics...)
 	copyDB := pgDB(t)
@@ -253,16 +255,7 @@ func debeziumIntoSinkPG(t *testing.T, le *logEnv, db string, dzEvs []jsonEvent, 
 	sle.httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	sle.yaml = strings.Replace(le.yaml, le.httpAddr, sle.httpAddr, 1)
 	startWorker(t, &sle, writeFile(t, t.TempDir(), "pipeline.yaml", sle.yaml+sinkYAML))
-	// verify reads the source tables through a source declared with the
-	// bridged prefix (it is not run: verify only reads the tables).
-	verifyCfg := writeFile(t, t.TempDir(), "verify.yaml", sle.yaml+fmt.Sprintf(`sources:
-  - name: %s
-    type: postgres
-    url: %s
-    tables: [%s]
-    topic_prefix: %s
-    slot: %s
-`, bridged, db, strings.Join(tables, ", "), bridged, uniq("unused"))+sinkYAML)
+	verifyCfg := writeFile(t, t.TempDir(), "verify.yaml", sle.yaml+"sources:\n"+sourceYAML(bridged)+sinkYAML)
 	code, out := runCLI(t, 4*time.Minute, "verify", "-f", verifyCfg, sinkName, "--wait", "90s")
 	if want := fmt.Sprintf("%d tables compared, %d equal, 0 different", len(tables), len(tables)); code != 0 || !strings.Contains(out, want) {
 		t.Fatalf("verify of the copy of Debezium's events exited %d, want 0 and %q:\n%s", code, want, out)
