@@ -19,7 +19,8 @@ import (
 // The reverse direction: real Debezium events into tributary's sinks.
 // tributary's sinks read Confluent-framed Avro, and no Avro converter that
 // speaks the Confluent registry API is on Maven Central (Confluent's
-// AvroConverter is not; Apicurio's converters speak Apicurio's own API), so
+// AvroConverter is not; Apicurio's AvroConverter 2.6.13.Final talks
+// Apicurio's own REST API and fails on tributary's registry with HTTP 404), so
 // Debezium runs with the JsonConverter and the test re-encodes each of its
 // records as Confluent's AvroData would (avroFromConnect below): Debezium's
 // own schemas, names, parameters and values, in the Avro a Debezium with the
