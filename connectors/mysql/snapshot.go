@@ -16,6 +16,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
+	"github.com/tributary-cdc/tributary/faults"
 	"github.com/tributary-cdc/tributary/schema"
 )
 
@@ -598,7 +599,9 @@ func (c *Connector) readTable(ctx context.Context, r *run, conn *client.Conn, ts
 
 func snapshotReadError(ts *tableState, err error) error {
 	if errCode(err) == gomysql.ER_TABLE_DEF_CHANGED {
-		return fmt.Errorf("table %s was altered while the snapshot read it; restart the connector to take the snapshot again: %w", ts.id, err)
+		// A restart heals it: the snapshot is taken again (deletes are sent
+		// for keys a redone snapshot no longer finds), with the new shape.
+		return &faults.RestartHeals{Err: fmt.Errorf("table %s was altered while the snapshot read it; the connector restarts and takes the snapshot again: %w", ts.id, err)}
 	}
 	return fmt.Errorf("snapshot of %s: %w", ts.id, err)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tributary-cdc/tributary/faults"
 	"github.com/tributary-cdc/tributary/schema"
 	"github.com/tributary-cdc/tributary/source"
 )
@@ -345,6 +346,9 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		return snapshotResult{}, ctx.Err()
 	}
 	if werr != nil {
+		if ctx.Err() == nil {
+			werr = c.alteredDuringSnapshot(context.WithoutCancel(ctx), tables, werr)
+		}
 		return snapshotResult{}, werr
 	}
 	if em.held != nil {
@@ -1411,4 +1415,48 @@ func clip(b []byte) string {
 		return strconv.Quote(string(b[:n])) + "..."
 	}
 	return strconv.Quote(string(b))
+}
+
+// alteredDuringSnapshot tells a table altered while the snapshot read it
+// from a real failure. PostgreSQL rewrites a table for some ALTERs (a
+// column's type, a volatile default) in a way MVCC does not hide, so an old
+// snapshot then reads rows in the new shape and decoding them with the
+// shape read at the start fails. That heals by a restart: the snapshot's
+// progress is in the offset, and the rest is read incrementally with the
+// table's new shape. Any other failure is returned as it is.
+func (c *connector) alteredDuringSnapshot(ctx context.Context, tables []*snapTable, err error) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, cerr := c.connectBulk(ctx)
+	if cerr != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, t := range tables {
+		rows, qerr := conn.Query(ctx, `SELECT attname, atttypid, atttypmod FROM pg_attribute
+			WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, t.ct.ID.quoted())
+		if qerr != nil {
+			continue
+		}
+		var now []colSpec
+		for rows.Next() {
+			var cs colSpec
+			if rows.Scan(&cs.Name, &cs.TypeOID, &cs.TypMod) == nil {
+				now = append(now, cs)
+			}
+		}
+		rows.Close()
+		if rows.Err() != nil || len(now) == 0 {
+			continue
+		}
+		changed := len(now) != len(t.shape.cols)
+		for i := 0; !changed && i < len(now); i++ {
+			was := t.shape.cols[i]
+			changed = now[i].Name != was.Name || now[i].TypeOID != was.TypeOID || now[i].TypMod != was.TypMod
+		}
+		if changed {
+			return &faults.RestartHeals{Err: fmt.Errorf("postgres: table %s was altered while the snapshot read it; a restart resumes the snapshot from its last completed chunk with the new shape: %w", t.ct.ID, err)}
+		}
+	}
+	return err
 }
