@@ -32,12 +32,12 @@ import (
 type colKind int
 
 const (
-	kText    colKind = iota // compared as is
-	kChar                   // char(n): trailing blanks ignored on both sides
-	kNum                    // numbers: compared as exact rationals (12.50 == 12.5)
-	kBool                   // t/true/1 and f/false/0
-	kHex                    // binary: lower-case hex
-	kDigest                 // large text: md5 of the value
+	kText   colKind = iota // compared as is
+	kChar                  // char(n): trailing blanks ignored on both sides
+	kNum                   // numbers: compared as exact rationals (12.50 == 12.5)
+	kBool                  // t/true/1 and f/false/0
+	kHex                   // binary: lower-case hex
+	kDigest                // large text: md5 of the value
 )
 
 type chkCol struct {
