@@ -38,6 +38,10 @@ type dbzProducer struct {
 	cl       *kgo.Client
 	schemas  map[int]avro.Schema
 	subjects map[string]int
+	// apis holds one hamba/avro API per schema id: its codec cache knows a
+	// named reference ("Value") by name only, so two versions of a record
+	// must not share one.
+	apis map[int]avro.API
 }
 
 func newDBZProducer(t *testing.T, le *logEnv) *dbzProducer {
@@ -46,7 +50,7 @@ func newDBZProducer(t *testing.T, le *logEnv) *dbzProducer {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return &dbzProducer{t: t, le: le, cl: cl, schemas: map[int]avro.Schema{}, subjects: map[string]int{}}
+	return &dbzProducer{t: t, le: le, cl: cl, schemas: map[int]avro.Schema{}, subjects: map[string]int{}, apis: map[int]avro.API{}}
 }
 
 // register posts schema under subject over the registry's HTTP API and
@@ -73,6 +77,7 @@ func (p *dbzProducer) register(subject, schemaJSON string) int {
 		t.Fatalf("parsing the schema of %s: %v", subject, err)
 	}
 	p.schemas[out.ID] = sch
+	p.apis[out.ID] = avro.Config{MaxByteSliceSize: 64 << 20}.Freeze()
 	p.subjects[subject] = out.ID
 	return out.ID
 }
@@ -84,7 +89,7 @@ func (p *dbzProducer) encode(subject string, v any) []byte {
 	if !ok {
 		t.Fatalf("subject %s not registered", subject)
 	}
-	b, err := avro.Marshal(p.schemas[id], v)
+	b, err := p.apis[id].Marshal(p.schemas[id], v)
 	if err != nil {
 		t.Fatalf("encoding a %s record: %v (%v)", subject, err, v)
 	}

@@ -3,11 +3,14 @@ package integration
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -295,9 +298,11 @@ func TestSinkCrash(t *testing.T) {
 	}
 }
 
-// TestSinkRejectedRecordStopsWorker: a record the target rejects stops the
-// worker with a non-zero exit and an error naming the sink, topic, offset and key.
-func TestSinkRejectedRecordStopsWorker(t *testing.T) {
+// TestSinkRejectedRecordFailsSinkAlone: a record the target rejects stops
+// that sink, failed in /status with an error naming the sink, topic, offset
+// and key, and /readyz not ready; the worker's source goes on producing.
+// At SIGTERM the worker exits non-zero, because a connector failed.
+func TestSinkRejectedRecordFailsSinkAlone(t *testing.T) {
 	le := newLogEnv(t, modes[0])
 	db := pgDB(t)
 	c := pgConn(t, db)
@@ -314,19 +319,73 @@ func TestSinkRejectedRecordStopsWorker(t *testing.T) {
 	pre.Close()
 	cfg := pgPipeline(t, le, db, prefix, slot, []string{"items"}, sqliteSinkYAML(sinkName, path, topic, 100))
 	w := startWorker(t, le, cfg)
+	r := newReader(t, le, topic)
 	pgExec(t, c, "INSERT INTO items VALUES (4242, 'poison', 1, 1.00, NULL)")
-	if code := w.exitCode(t, 60*time.Second); code == 0 {
-		t.Fatalf("worker exited 0 after a rejected record; output:\n%s", tail([]byte(w.output()), 4096))
+
+	var st workerStatusJSON
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if w.exited() {
+			t.Fatalf("worker exited after one sink failed: %v\n%s", w.err, tail([]byte(w.output()), 4096))
+		}
+		st = getStatus(t, le.httpAddr)
+		if st.Connectors[sinkName].State == "failed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sink not failed within a minute: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	out := w.output()
 	for _, want := range []string{sinkName, topic, "4242"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("worker output does not name %q:\n%s", want, tail([]byte(out), 4096))
+		if !strings.Contains(st.Connectors[sinkName].Error, want) {
+			t.Errorf("the sink's error in /status does not name %q: %s", want, st.Connectors[sinkName].Error)
 		}
 	}
+	if s := st.Connectors[slot].State; s != "running" {
+		t.Errorf("source state %q after the sink failed, want running", s)
+	}
+	if resp, err := http.Get("http://" + le.httpAddr + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with a failed sink: %v %v, want 503", resp, err)
+	}
+	// The source goes on: a row inserted after the failure reaches the log.
+	pgExec(t, c, "INSERT INTO items VALUES (4343, 'after', 1, 1.00, NULL)")
+	r.pollUntil(t, time.Minute, func(evs []event) bool {
+		for _, e := range evs {
+			if a := e.after(); a != nil && fmt.Sprint(a["id"]) == "4343" {
+				return true
+			}
+		}
+		return false
+	})
 	sq := openSQLite(t, path)
 	var n int
 	if err := sq.QueryRow("SELECT count(*) FROM public_items WHERE name = 'poison'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("poison row count %d (err %v); want 0", n, err)
 	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	if code := w.exitCode(t, time.Minute); code == 0 {
+		t.Fatalf("worker exited 0 at SIGTERM with a failed sink")
+	}
+}
+
+type workerStatusJSON struct {
+	Connectors map[string]struct {
+		State string `json:"state"`
+		Error string `json:"error"`
+	} `json:"connectors"`
+}
+
+func getStatus(t *testing.T, addr string) workerStatusJSON {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/status")
+	if err != nil {
+		t.Fatalf("/status: %v", err)
+	}
+	defer resp.Body.Close()
+	var st workerStatusJSON
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("/status: %v", err)
+	}
+	return st
 }

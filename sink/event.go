@@ -510,11 +510,34 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 		d.quiesce()
 	}
 	t := d.table(name)
+	// The copy's column of a field is named as the source spells it; key
+	// fields carry no source parameters, so they take the name of the
+	// value field of the same Avro name.
+	colOf := make(map[string]string, len(env.fields))
+	for _, f := range env.fields {
+		if prev, dup := colOf[f.name]; dup && prev != f.column {
+			return nil, recErr("VALUE_CONVERTER", "value schema id %d has two fields named %s", valueID, f.name)
+		}
+		colOf[f.name] = f.column
+	}
+	if err := distinctColumns(env.fields); err != nil {
+		return nil, recErr("VALUE_CONVERTER", "value schema id %d of table %s: %w", valueID, t.spec.QualifiedName(), err)
+	}
+	columnNamed := make(map[string]bool, len(env.fields))
+	for _, f := range env.fields {
+		columnNamed[f.column] = true
+	}
+	keyColumn := func(field string) string {
+		if c, ok := colOf[field]; ok {
+			return c
+		}
+		return field
+	}
 	if !t.keyKnown {
 		t.keyKnown, t.keyed = true, key != nil
 		if key != nil {
 			for _, kf := range key.fields {
-				c := &ColumnSpec{Name: kf.name, Type: kf.typ, Key: true}
+				c := &ColumnSpec{Name: keyColumn(kf.name), Type: kf.typ, Key: true}
 				t.spec.Columns = append(t.spec.Columns, c)
 				t.spec.Key = append(t.spec.Key, c)
 			}
@@ -534,29 +557,64 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 	for j, f := range env.fields {
 		isKey := keyNames[f.name]
 		if !isKey {
-			if !d.include.empty() && !d.include.has(topic, f.name) {
+			// The lists may name a column by its field name or its
+			// source name.
+			if !d.include.empty() && !d.include.has(topic, f.name) && !d.include.has(topic, f.column) {
 				continue
 			}
-			if d.exclude.has(topic, f.name) {
+			if d.exclude.has(topic, f.name) || d.exclude.has(topic, f.column) {
 				continue
 			}
 		}
-		c := t.spec.Column(f.name)
+		c := t.spec.Column(f.column)
+		if c == nil && f.column != f.name && !columnNamed[f.name] {
+			// The copy has the column under its Avro field name, from
+			// schema versions without the source's spelling: it is the
+			// same column, renamed.
+			if old := t.spec.Column(f.name); old != nil {
+				d.log.Info("column named as the source spells it from now on; the copy's column is renamed",
+					"sink", d.sink, "table", t.spec.QualifiedName(), "was", old.Name, "now", f.column)
+				if old.FormerName == "" {
+					old.FormerName = old.Name
+				}
+				old.Name = f.column
+				c = old
+				t.ensured = false
+			}
+		}
 		switch {
 		case c == nil:
-			c = &ColumnSpec{Name: f.name, Type: f.typ, Optional: f.optional}
+			c = &ColumnSpec{Name: f.column, Type: f.typ, Optional: f.optional, Default: f.def, HasDefault: f.hasDef}
+			if f.column != f.name && !columnNamed[f.name] {
+				// A copy made from events without the source's spelling
+				// (an older Debezium or tributary) has this column under
+				// the field name: the target renames it rather than
+				// adding a second column.
+				c.FormerName = f.name
+			}
 			t.spec.Columns = append(t.spec.Columns, c)
 			t.ensured = false
-		case isKey:
+		case isKey && !t.keyTyped:
 			// Key columns take their type from the first value schema, which
 			// carries the source type parameters of the row.
-			if !t.keyTyped {
-				c.Type = f.typ
-			}
+			c.Type = f.typ
 		case !c.Type.equalShape(&f.typ):
-			d.log.Warn("column type changed in a new schema version; the copy keeps its column type",
-				"sink", d.sink, "table", t.spec.QualifiedName(), "column", f.name,
-				"was", c.Type.Kind.String()+" "+c.Type.Native, "now", f.typ.Kind.String()+" "+f.typ.Native)
+			merged, changed := mergeType(&c.Type, &f.typ)
+			if !changed {
+				d.log.Info("column type narrowed in a new schema version; the copy keeps its wider column type",
+					"sink", d.sink, "table", t.spec.QualifiedName(), "column", c.Name,
+					"copy", c.Type.String(), "now", f.typ.String())
+				break
+			}
+			d.log.Warn("column type changed in a new schema version; the copy's column follows",
+				"sink", d.sink, "table", t.spec.QualifiedName(), "column", c.Name,
+				"was", c.Type.String(), "now", merged.String())
+			prev := c.Type
+			if c.PrevType == nil {
+				c.PrevType = &prev
+			}
+			c.Type, c.TypeChanged = merged, true
+			t.ensured = false
 		}
 		if f.optional && !c.Optional && !c.Key {
 			c.Optional = true
@@ -570,7 +628,7 @@ func (d *decoder) bind(topic string, valueID int, env *envelopeInfo, keyID int, 
 	}
 	for _, c := range t.spec.Columns {
 		if c.Key {
-			if _, ok := b.byName[c.Name]; !ok && key != nil {
+			if !seen[c] && key != nil {
 				return nil, recErr("VALUE_CONVERTER", "key column %s of table %s is not in the value schema id %d", c.Name, t.spec.QualifiedName(), valueID)
 			}
 			continue

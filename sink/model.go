@@ -1,6 +1,9 @@
 package sink
 
 import (
+	"encoding/binary"
+	"fmt"
+	"math"
 	"strings"
 )
 
@@ -47,8 +50,11 @@ const (
 	KindXML
 	KindYear
 	KindArray
-	// KindStruct is a nested record (e.g. io.debezium.data.geometry.*).
+	// KindStruct is a nested record other than the ones below.
 	KindStruct
+	// KindGeometry is io.debezium.data.geometry.Geometry {wkb, srid} or
+	// io.debezium.data.geometry.Point {x, y, wkb, srid}; values are Geometry.
+	KindGeometry
 )
 
 var kindNames = [...]string{
@@ -57,7 +63,7 @@ var kindNames = [...]string{
 	KindString: "string", KindBytes: "bytes", KindDate: "date", KindTime: "time", KindTimestamp: "timestamp",
 	KindTimestampTZ: "timestamptz", KindTimeTZ: "timetz", KindJSON: "json", KindUUID: "uuid", KindEnum: "enum",
 	KindEnumSet: "set", KindBits: "bits", KindInterval: "interval", KindXML: "xml", KindYear: "year",
-	KindArray: "array", KindStruct: "struct",
+	KindArray: "array", KindStruct: "struct", KindGeometry: "geometry",
 }
 
 func (k Kind) String() string {
@@ -95,6 +101,7 @@ const (
 //	time.Duration       KindTime (since midnight), KindInterval
 //	[]any               KindArray (elements follow Elem)
 //	map[string]any      KindStruct
+//	Geometry            KindGeometry
 type ColumnType struct {
 	Kind Kind
 	// ConnectName is the connect.name of the Avro type ("" for primitives).
@@ -137,7 +144,10 @@ func (t *ColumnType) NativeIs(d Dialect, names ...string) bool {
 
 func (t *ColumnType) equalShape(o *ColumnType) bool {
 	if t.Kind != o.Kind || t.Native != o.Native || t.Length != o.Length || t.Scale != o.Scale ||
-		t.Precision != o.Precision || t.DecimalScale != o.DecimalScale {
+		t.Precision != o.Precision || t.DecimalScale != o.DecimalScale || t.BitLength != o.BitLength {
+		return false
+	}
+	if (t.Kind == KindEnum || t.Kind == KindEnumSet) && t.Params["allowed"] != o.Params["allowed"] {
 		return false
 	}
 	if (t.Elem == nil) != (o.Elem == nil) {
@@ -146,10 +156,118 @@ func (t *ColumnType) equalShape(o *ColumnType) bool {
 	return t.Elem == nil || t.Elem.equalShape(o.Elem)
 }
 
+// String renders the type in full for messages: the semantic kind, then
+// the source type with its length and scale (or the decimal's precision
+// and scale, an enum's values), e.g. "string VARCHAR(128)".
+func (t *ColumnType) String() string {
+	var b strings.Builder
+	b.WriteString(t.Kind.String())
+	if t.Native != "" {
+		b.WriteByte(' ')
+		b.WriteString(t.Native)
+	} else if t.ConnectName != "" {
+		b.WriteByte(' ')
+		b.WriteString(t.ConnectName)
+	}
+	switch {
+	case t.Length >= 0 && t.Scale >= 0:
+		fmt.Fprintf(&b, "(%d,%d)", t.Length, t.Scale)
+	case t.Length >= 0:
+		fmt.Fprintf(&b, "(%d)", t.Length)
+	case t.Kind == KindDecimal && t.Precision > 0:
+		fmt.Fprintf(&b, "(%d,%d)", t.Precision, t.DecimalScale)
+	case t.Kind == KindBits && t.BitLength > 0:
+		fmt.Fprintf(&b, "(%d)", t.BitLength)
+	}
+	if a, ok := t.Params["allowed"]; ok && (t.Kind == KindEnum || t.Kind == KindEnumSet) {
+		fmt.Fprintf(&b, " {%s}", a)
+	}
+	if t.Elem != nil {
+		b.WriteString(" of " + t.Elem.String())
+	}
+	return b.String()
+}
+
+// Geometry is the value of a KindGeometry column: Debezium's
+// io.debezium.data.geometry.Geometry (WKB and SRID) or Point (X, Y and
+// maybe WKB).
+type Geometry struct {
+	// WKB is the OGC well-known binary form, without SRID.
+	WKB []byte
+	// SRID is the spatial reference id; HasSRID is false when the event
+	// carried none.
+	SRID    int32
+	HasSRID bool
+	// X and Y are a Point's coordinates (IsPoint set).
+	X, Y    float64
+	IsPoint bool
+}
+
+// EWKB is the PostGIS extended WKB: the WKB with the SRID flag and value
+// in its header, when the geometry has an SRID.
+func (g Geometry) EWKB() []byte {
+	if !g.HasSRID || len(g.WKB) < 5 {
+		return g.WKB
+	}
+	var order binary.AppendByteOrder = binary.LittleEndian
+	if g.WKB[0] == 0 {
+		order = binary.BigEndian
+	}
+	out := make([]byte, 0, len(g.WKB)+4)
+	out = append(out, g.WKB[0])
+	var typ uint32
+	if g.WKB[0] == 0 {
+		typ = binary.BigEndian.Uint32(g.WKB[1:5])
+	} else {
+		typ = binary.LittleEndian.Uint32(g.WKB[1:5])
+	}
+	out = order.AppendUint32(out, typ|0x20000000)
+	out = order.AppendUint32(out, uint32(g.SRID))
+	return append(out, g.WKB[5:]...)
+}
+
+// MySQLInternal is MySQL's and MariaDB's internal form of a geometry: the
+// SRID as 4 little-endian bytes, then the WKB. A GEOMETRY column takes it
+// as it is, as mysqldump's hex dumps rely on.
+func (g Geometry) MySQLInternal() []byte {
+	out := make([]byte, 4, 4+len(g.WKB))
+	binary.LittleEndian.PutUint32(out, uint32(g.SRID))
+	return append(out, g.WKB...)
+}
+
+// pointWKB is the little-endian WKB of a point.
+func pointWKB(x, y float64) []byte {
+	b := make([]byte, 0, 21)
+	b = append(b, 1)
+	b = binary.LittleEndian.AppendUint32(b, 1)
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(y))
+}
+
 // ColumnSpec is one column of a target table.
 type ColumnSpec struct {
+	// Name is the column's name in the copy: the source's own spelling
+	// (__debezium.source.column.name) when the events carry it, else the
+	// Avro field name.
 	Name string
 	Type ColumnType
+	// Default is the column's default value (a value of the Go convention
+	// documented on ColumnType) when HasDefault: the field default of the
+	// schema version the column first appeared in. A target creates and
+	// adds the column with it, so rows the copy already holds get it, as
+	// the source's existing rows did.
+	Default    any
+	HasDefault bool
+	// FormerName is the column's name in the copy before events began to
+	// carry the source's spelling (an Avro field name such as
+	// col_with_space, from older Debezium or tributary versions): a target
+	// renames that column to Name, so the values it holds stay.
+	FormerName string
+	// TypeChanged is set when a newer schema version changed the column's
+	// type (see PrevType): a target alters its column to follow, or stops
+	// with an error when it cannot.
+	TypeChanged bool
+	PrevType    *ColumnType
 	// Optional is true when the column may hold NULL: the field is optional
 	// in the schema, or the column no longer exists in the latest schema.
 	Optional bool

@@ -33,19 +33,31 @@ const (
 	cnEnumSet          = "io.debezium.data.EnumSet"
 	cnXML              = "io.debezium.data.Xml"
 	cnBits             = "io.debezium.data.Bits"
+	cnGeometry         = "io.debezium.data.geometry.Geometry"
+	cnPoint            = "io.debezium.data.geometry.Point"
 
 	paramColumnType   = "__debezium.source.column.type"
 	paramColumnLength = "__debezium.source.column.length"
 	paramColumnScale  = "__debezium.source.column.scale"
+	// paramColumnName is the source's own spelling of the column name,
+	// which Debezium 3.6 writes on every value column: the Avro field name
+	// may be an adjusted one (field.name.adjustment.mode).
+	paramColumnName = "__debezium.source.column.name"
 )
 
 // fieldInfo is one column of a row record, with the (non-null) Avro schema
 // its values are decoded with.
 type fieldInfo struct {
-	name     string
+	name string
+	// column is the copy's column name: the source's spelling from
+	// __debezium.source.column.name, else the field name.
+	column   string
 	typ      ColumnType
 	optional bool
 	schema   avro.Schema
+	// def is the field's non-null default as a native value (hasDef).
+	def    any
+	hasDef bool
 }
 
 // envelopeInfo is what the sink needs from one value schema version.
@@ -154,9 +166,58 @@ func parseFields(rec *avro.RecordSchema, d Dialect) ([]fieldInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", f.Name(), err)
 		}
-		out = append(out, fieldInfo{name: f.Name(), typ: t, optional: optional, schema: s})
+		fi := fieldInfo{name: f.Name(), column: f.Name(), typ: t, optional: optional, schema: s}
+		if n := t.Params[paramColumnName]; n != "" {
+			fi.column = n
+		}
+		def := any(nil)
+		if f.HasDefault() {
+			// hamba/avro resolved the JSON default against the field's
+			// (first) type: int, int64, float32/64, string, []byte.
+			def = f.Default()
+		}
+		if def == nil {
+			def = connectDefault(s)
+		}
+		if def != nil {
+			// The column type turns it into the value a row would hold.
+			v, err := nativeValue(def, &t)
+			if err != nil {
+				return nil, fmt.Errorf("column %s: default %v: %w", f.Name(), def, err)
+			}
+			if v != nil {
+				fi.def, fi.hasDef = v, true
+			}
+		}
+		out = append(out, fi)
 	}
 	return out, nil
+}
+
+// connectDefault is the "connect.default" property of a type, which some
+// converters write instead of (or besides) the field default, as a JSON
+// value: numbers come as float64 and become the int64 or float the column
+// holds. Byte defaults are left to the field default, whose encoding Avro
+// defines.
+func connectDefault(s avro.Schema) any {
+	switch v := prop(s, "connect.default").(type) {
+	case string:
+		if s.Type() == avro.String || s.Type() == avro.Enum {
+			return v
+		}
+	case bool:
+		return v
+	case float64:
+		switch s.Type() {
+		case avro.Int, avro.Long:
+			if v == float64(int64(v)) {
+				return int64(v)
+			}
+		case avro.Float, avro.Double:
+			return v
+		}
+	}
+	return nil
 }
 
 func deref(s avro.Schema) avro.Schema {
@@ -353,6 +414,10 @@ func columnType(s avro.Schema, d Dialect) (ColumnType, error) {
 	case cnBits:
 		t.Kind = KindBits
 		t.BitLength = atoiOr(params["length"], 0)
+	case cnGeometry, cnPoint:
+		if s.Type() == avro.Record {
+			t.Kind = KindGeometry
+		}
 	}
 	if t.Kind == KindDecimal && s.Type() != avro.Bytes && s.Type() != avro.Fixed {
 		return t, fmt.Errorf("%s must be bytes, not %s", cnDecimal, s.Type())

@@ -80,6 +80,16 @@ func jsonValue(v any) any {
 		return out
 	case []byte:
 		return base64.StdEncoding.EncodeToString(x)
+	case Geometry:
+		// Debezium's struct as JSON, for a geometry inside an array.
+		m := map[string]any{"wkb": base64.StdEncoding.EncodeToString(x.WKB)}
+		if x.HasSRID {
+			m["srid"] = x.SRID
+		}
+		if x.IsPoint {
+			m["x"], m["y"] = x.X, x.Y
+		}
+		return m
 	case time.Time:
 		return x.Format(time.RFC3339Nano)
 	case time.Duration:

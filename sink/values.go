@@ -218,6 +218,12 @@ func nativeValue(v any, t *ColumnType) (any, error) {
 			out[i] = nv
 		}
 		return out, nil
+	case KindGeometry:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, typeErr(v, t)
+		}
+		return geometryValue(m, t)
 	case KindStruct:
 		m, ok := v.(map[string]any)
 		if !ok {
@@ -230,6 +236,30 @@ func nativeValue(v any, t *ColumnType) (any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("no conversion for %s", t.Kind)
+}
+
+// geometryValue reads Debezium's Geometry {wkb, srid} or Point {x, y, wkb,
+// srid} struct.
+func geometryValue(m map[string]any, t *ColumnType) (any, error) {
+	var g Geometry
+	if b, ok := unwrapUnion(m["wkb"]).([]byte); ok {
+		g.WKB = b
+	}
+	if srid, ok := toInt64(unwrapUnion(m["srid"])); ok {
+		g.SRID, g.HasSRID = int32(srid), true
+	}
+	x, xok := unwrapUnion(m["x"]).(float64)
+	y, yok := unwrapUnion(m["y"]).(float64)
+	if xok && yok {
+		g.X, g.Y, g.IsPoint = x, y, true
+		if g.WKB == nil {
+			g.WKB = pointWKB(x, y)
+		}
+	}
+	if g.WKB == nil {
+		return nil, fmt.Errorf("%s value without wkb", t.ConnectName)
+	}
+	return g, nil
 }
 
 func typeErr(v any, t *ColumnType) error {

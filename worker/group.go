@@ -8,14 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary-cdc/tributary/faults"
 )
 
 // unit is one connector (a source or a sink) as the worker runs it. run
@@ -44,23 +48,48 @@ func firstThenOpen[T any](first T, open func() (T, error)) func() (T, error) {
 	}
 }
 
-// supervisor starts and stops units, reports their state, and turns the
-// first failure into the worker's failure.
+// supervisor starts and stops units, restarts those that fail with a
+// transient error, and reports their state. A unit that fails for good
+// stops alone: the others keep running (Kafka Connect's task isolation).
 type supervisor struct {
-	ctx    context.Context
-	log    *slog.Logger
-	st     *status
-	errc   chan<- error
-	cancel context.CancelFunc
+	ctx     context.Context
+	log     *slog.Logger
+	st      *status
+	restart restartPolicy
 
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	running map[string]*runningUnit
+	errs    []error
 }
 
 type runningUnit struct {
 	stop context.CancelFunc
 	done chan struct{}
+}
+
+// restartPolicy is the capped exponential backoff with jitter between
+// restarts of a connector that failed with a transient error.
+type restartPolicy struct {
+	initial, max time.Duration
+	// upBefore: an attempt that lasted this long proves the connector can
+	// run, so its transient failures are outages worth waiting out. A
+	// connector that has never lasted this long fails at once, because a
+	// wrong host or port at start is a configuration problem that
+	// retrying would only hide.
+	upBefore time.Duration
+	restarts *prometheus.CounterVec
+}
+
+func (p restartPolicy) delay(attempt int) time.Duration {
+	d := p.initial
+	for i := 1; i < attempt && d < p.max; i++ {
+		d *= 2
+	}
+	d = min(d, p.max)
+	// Full jitter on the upper half, so workers restarted by one outage do
+	// not all come back in the same instant.
+	return d/2 + rand.N(d/2+1)
 }
 
 func (s *supervisor) start(u unit) {
@@ -76,12 +105,14 @@ func (s *supervisor) start(u unit) {
 	s.wg.Go(func() {
 		defer close(ru.done)
 		defer stop()
-		err := u.run(ctx)
+		err := s.runWithRestarts(ctx, u)
 		switch {
 		case err != nil && !(errors.Is(err, context.Canceled) && ctx.Err() != nil):
 			s.st.set(u.name, u.kind, u.typ, "failed", err)
-			s.errc <- err
-			s.cancel()
+			s.log.Error("connector failed; the worker's other connectors go on", "connector", u.name, "kind", u.kind, "err", err)
+			s.mu.Lock()
+			s.errs = append(s.errs, err)
+			s.mu.Unlock()
 		case s.ctx.Err() == nil && ctx.Err() != nil:
 			// Stopped because the group moved it, not because the worker stops.
 			s.st.set(u.name, u.kind, u.typ, "standby", nil)
@@ -94,6 +125,56 @@ func (s *supervisor) start(u unit) {
 		}
 		s.mu.Unlock()
 	})
+}
+
+// runWithRestarts runs u until it ends cleanly, fails for good, or ctx
+// ends; each run starts from the unit's last durable position, which is
+// what makes a restart lose nothing.
+func (s *supervisor) runWithRestarts(ctx context.Context, u unit) error {
+	attempt := 0
+	provenUp := false
+	for {
+		began := time.Now()
+		err := u.run(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		lasted := time.Since(began)
+		if lasted >= s.restart.upBefore {
+			provenUp = true
+			attempt = 0 // a long healthy run starts the backoff afresh
+		}
+		if !provenUp || !faults.Transient(err) {
+			return err
+		}
+		attempt++
+		d := s.restart.delay(attempt)
+		s.log.Warn("connector failed with a transient error; restarting it from its last durable position",
+			"connector", u.name, "attempt", attempt, "in", d.Round(time.Millisecond), "err", oneLine(err))
+		if s.restart.restarts != nil {
+			s.restart.restarts.WithLabelValues(u.name).Inc()
+		}
+		s.st.setRetrying(u.name, u.kind, u.typ, attempt, err, time.Now().Add(d))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+		s.st.set(u.name, u.kind, u.typ, "running", nil)
+	}
+}
+
+// oneLine keeps a retry log line to one line: some drivers put stack
+// traces or server messages with newlines into their errors.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// failures are the errors of units that failed for good.
+func (s *supervisor) failures() []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]error(nil), s.errs...)
 }
 
 // stop stops a unit and waits until it has flushed and committed, so the

@@ -29,6 +29,10 @@ type connectorStatus struct {
 	State string    `json:"state"`
 	Error string    `json:"error,omitempty"`
 	Since time.Time `json:"since"`
+	// Attempt and NextRetry are set while retrying: the connector failed
+	// with a transient error (Error) and restarts at NextRetry.
+	Attempt   int        `json:"attempt,omitempty"`
+	NextRetry *time.Time `json:"next_retry,omitempty"`
 }
 
 func newStatus() *status {
@@ -43,6 +47,13 @@ func (s *status) set(name, kind, typ, state string, err error) {
 		cs.Error = err.Error()
 	}
 	s.connectors[name] = cs
+}
+
+func (s *status) setRetrying(name, kind, typ string, attempt int, err error, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.connectors[name] = connectorStatus{Kind: kind, Type: typ, State: "retrying", Error: err.Error(),
+		Since: time.Now(), Attempt: attempt, NextRetry: &at}
 }
 
 // ready is true when every connector is running.

@@ -208,7 +208,9 @@ type ConfigError struct{ Err error }
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// Run runs the pipeline until ctx is done or a connector fails.
+// Run runs the pipeline until ctx is done or every connector has ended.
+// A connector that fails for good stops alone (failed in /status, /readyz
+// not ready); Run then returns its error once the others have stopped too.
 func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 	srcs, err := openSources(p, log)
 	sinks, sinkErr := openSinks(p, log)
@@ -287,8 +289,14 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 		hu.SetHistory(offsets.NewHistory(cl, hu.HistoryTopic()))
 	}
 
-	errc := make(chan error, len(srcs)+len(sinks)+2)
-	sup := &supervisor{ctx: runCtx, log: log, st: st, errc: errc, cancel: cancel, running: map[string]*runningUnit{}}
+	errc := make(chan error, 2)
+	restarts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tributary_connector_restarts_total",
+		Help: "Restarts of a connector after a transient error (lost connection, server restart, broker not available).",
+	}, []string{"connector"})
+	reg.MustRegister(restarts)
+	sup := &supervisor{ctx: runCtx, log: log, st: st, running: map[string]*runningUnit{},
+		restart: restartPolicy{initial: p.Worker.RestartBackoff, max: p.Worker.RestartBackoffMax, upBefore: p.Worker.RestartAfterUp, restarts: restarts}}
 	units := append(sourceUnits(srcs, deps, log), sinkUnits(sinks, sinkDeps(svc, sinkMetrics), log)...)
 	if p.Worker.Group == "" {
 		for _, u := range units {
@@ -331,7 +339,7 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 	cancel()
 	<-httpDone
 	close(errc)
-	var errs []error
+	errs := sup.failures()
 	for err := range errc {
 		errs = append(errs, err)
 	}

@@ -22,6 +22,8 @@ type workerStatus struct {
 		State string    `json:"state"`
 		Error string    `json:"error,omitempty"`
 		Since time.Time `json:"since"`
+		// Attempt counts restarts after transient errors while retrying.
+		Attempt int `json:"attempt,omitempty"`
 	} `json:"connectors"`
 }
 
@@ -33,7 +35,8 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the connectors of a running worker and their state",
 		Long: `Ask a running worker (its worker.http endpoint, /status) for the state of each
 connector: running, standby (another worker of the group runs it), waiting
-(the worker is joining its group), stopped or failed (with the error).
+(the worker is joining its group), retrying (a transient error; restarting
+with backoff), stopped or failed (with the error).
 
 Exit codes: 0 every connector is running or standby, 1 a connector failed or
 the worker cannot be reached, 2 bad config or arguments.`,
@@ -101,7 +104,11 @@ func showStatus(ctx context.Context, addr string, asJSON bool, out io.Writer) er
 		slices.Sort(names)
 		for _, n := range names {
 			c := st.Connectors[n]
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, c.Kind, c.Type, c.State, c.Since.Format(time.RFC3339), c.Error)
+			state := c.State
+			if c.Attempt > 0 {
+				state = fmt.Sprintf("%s (attempt %d)", state, c.Attempt)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, c.Kind, c.Type, state, c.Since.Format(time.RFC3339), c.Error)
 		}
 		_ = tw.Flush()
 	}

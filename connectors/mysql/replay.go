@@ -129,7 +129,7 @@ func (t *SinkTarget) ReplayDeleteOffsets(ctx context.Context, tx sink.Tx, name s
 // target's connections and writes its offsets to a new table of its own.
 func (t *SinkTarget) ReplayShadow(ctx context.Context) (sink.ShadowTarget, error) {
 	sh := &SinkTarget{name: t.name, cfg: t.cfg, log: t.log, db: t.db, where: t.where, offsetsDB: t.offsetsDB,
-		tables: map[string]*sinkTableInfo{}, replayStep: t.replayStep,
+		tables: map[string]*sinkTableInfo{}, replayStep: t.replayStep, mariadb: t.mariadb,
 		offsets: sinkOffsetsSQL(t.replayOffsetsTable(t.name, "replay"))}
 	if _, err := t.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+sh.offsets.Table); err != nil {
 		return nil, fmt.Errorf("target MySQL %s: dropping %s left by an earlier replay: %w", t.where, sh.offsets.Table, err)

@@ -28,13 +28,18 @@ package mysql
 //	timestamp -> DATETIME(6)    timestamptz -> DATETIME(6) in UTC (TIMESTAMP stops in 2038)
 //	timetz -> VARCHAR(32)       interval -> BIGINT microseconds
 //	array, struct -> JSON       inet, cidr, macaddr -> VARCHAR(64)
+//	geometry (io.debezium.data.geometry.Geometry / Point) -> the MySQL
+//	  source's spatial type (GEOMETRY, POINT, POLYGON, ...), else GEOMETRY
+//	  (POINT for a Point), written in the server's internal form (SRID, WKB)
 
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +106,9 @@ type SinkTarget struct {
 	offsetsDB string
 	offsets   sink.OffsetsSQL
 	tables    map[string]*sinkTableInfo
+	// mariadb is set when the server is MariaDB, whose COLUMN_DEFAULT is
+	// an SQL expression (MySQL's is the bare value).
+	mariadb bool
 	// plan is reused by every Apply (calls never overlap).
 	plan sink.Plan
 	// replayStep, set by tests, runs at the steps of a replay's swap; an
@@ -112,6 +120,9 @@ type sinkTableInfo struct {
 	ident   string
 	types   map[string]string // column -> COLUMN_TYPE
 	notNull map[string]bool
+	// defaults are the " DEFAULT ..." clauses of the columns that have a
+	// default, for MODIFY COLUMN, which restates the whole column.
+	defaults map[string]string
 }
 
 // NewSinkTarget builds a target; Connect opens the connection.
@@ -185,6 +196,12 @@ func (t *SinkTarget) Connect(ctx context.Context) error {
 		return fmt.Errorf("connecting to target MySQL %s as %s: %s", t.where, mc.User, sinkRedact(err.Error(), t.cfg.DSN))
 	}
 	t.db = db
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		db.Close()
+		return fmt.Errorf("target MySQL %s: reading the server version: %w", t.where, err)
+	}
+	t.mariadb = strings.Contains(strings.ToLower(version), "mariadb")
 	if err := t.ensureDatabase(ctx, t.offsetsDB); err != nil {
 		return fmt.Errorf("target MySQL %s: %w", t.where, err)
 	}
@@ -228,6 +245,18 @@ func (t *SinkTarget) Close() error {
 // sinkColumnType is the MySQL type to create a column with.
 func sinkColumnType(c *sink.ColumnSpec) string {
 	ct := &c.Type
+	if ct.Kind == sink.KindGeometry {
+		if ct.Dialect == sink.DialectMySQL {
+			switch n := strings.Fields(ct.Native + " x")[0]; n {
+			case "GEOMETRY", "POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON", "GEOMETRYCOLLECTION":
+				return n
+			}
+		}
+		if ct.ConnectName == "io.debezium.data.geometry.Point" {
+			return "POINT"
+		}
+		return "GEOMETRY"
+	}
 	if ct.Dialect == sink.DialectMySQL && ct.Native != "" {
 		if s := sinkNativeMySQL(ct, c.Key); s != "" {
 			return s
@@ -387,12 +416,18 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(sinkQuote(c.Name) + " " + sinkColumnType(c))
+			typ := sinkColumnType(c)
+			def, err := sinkDefault(c, typ)
+			if err != nil {
+				return fmt.Errorf("creating table: %w", err)
+			}
+			b.WriteString(sinkQuote(c.Name) + " " + typ)
 			if !c.Optional || c.Key {
 				b.WriteString(" NOT NULL")
 			} else {
 				b.WriteString(" NULL")
 			}
+			b.WriteString(def)
 		}
 		if len(spec.Key) > 0 {
 			b.WriteString(", PRIMARY KEY (")
@@ -415,21 +450,76 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 	changed := false
 	for _, c := range spec.Columns {
 		typ, ok := info.types[c.Name]
+		if former, had := info.types[c.FormerName]; !ok && had && c.FormerName != "" {
+			if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+ident+" RENAME COLUMN "+sinkQuote(c.FormerName)+" TO "+sinkQuote(c.Name)); err != nil {
+				return fmt.Errorf("renaming column %s to %s: %w", c.FormerName, c.Name, err)
+			}
+			t.log.Info("renamed column to the source's spelling", "table", spec.QualifiedName(), "was", c.FormerName, "now", c.Name)
+			info.types[c.Name], info.notNull[c.Name], info.defaults[c.Name] = former, info.notNull[c.FormerName], info.defaults[c.FormerName]
+			delete(info.types, c.FormerName)
+			typ, ok, changed = former, true, true
+		}
 		if !ok {
 			ct := sinkColumnType(c)
-			if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+ident+" ADD COLUMN "+sinkQuote(c.Name)+" "+ct+" NULL"); err != nil {
+			def, err := sinkDefault(c, ct)
+			if err != nil {
 				return fmt.Errorf("adding column %s %s: %w", c.Name, ct, err)
 			}
-			t.log.Info("added column", "table", spec.QualifiedName(), "column", c.Name, "type", ct)
+			// With a default the rows the copy holds get it, as the
+			// source's rows did; NOT NULL then holds for them too.
+			null := " NULL"
+			if def != "" && !c.Optional {
+				null = " NOT NULL"
+			}
+			if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+ident+" ADD COLUMN "+sinkQuote(c.Name)+" "+ct+null+def); err != nil {
+				return fmt.Errorf("adding column %s %s%s%s: %w", c.Name, ct, null, def, err)
+			}
+			t.log.Info("added column", "table", spec.QualifiedName(), "column", c.Name, "type", ct+null+def)
 			changed = true
 			continue
 		}
-		if c.Optional && !c.Key && info.notNull[c.Name] {
-			if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+ident+" MODIFY COLUMN "+sinkQuote(c.Name)+" "+typ+" NULL"); err != nil {
+		nullable := !info.notNull[c.Name]
+		if c.Optional && !c.Key && !nullable {
+			nullable = true
+			if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+ident+" MODIFY COLUMN "+sinkQuote(c.Name)+" "+typ+" NULL"+info.defaults[c.Name]); err != nil {
 				return fmt.Errorf("making column %s nullable: %w", c.Name, err)
 			}
 			t.log.Info("column is now nullable (gone or optional at the source)", "table", spec.QualifiedName(), "column", c.Name)
 			changed = true
+		}
+		if !c.Key || c.TypeChanged {
+			want := sinkColumnType(c)
+			switch sinkCompareTypes(typ, want) {
+			case sinkTypeWider:
+				// MODIFY restates the whole column: keep its nullability
+				// and default.
+				null := " NOT NULL"
+				if nullable {
+					null = " NULL"
+				}
+				def := info.defaults[c.Name]
+				if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+ident+" MODIFY COLUMN "+sinkQuote(c.Name)+" "+want+null+def); err != nil {
+					return fmt.Errorf("widening column %s from %s to %s: %w", c.Name, typ, want, err)
+				}
+				t.log.Info("widened column", "table", spec.QualifiedName(), "column", c.Name, "was", typ, "now", want)
+				changed = true
+			case sinkTypeOther:
+				if !c.TypeChanged {
+					break // a copy's own choice (or an older mapping): kept
+				}
+				// Not a widening: convert the rows as the source's ALTER
+				// did (strict mode refuses what does not convert); when
+				// they do not convert the copy cannot follow.
+				null := " NOT NULL"
+				if nullable {
+					null = " NULL"
+				}
+				if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+ident+" MODIFY COLUMN "+sinkQuote(c.Name)+" "+want+null); err != nil {
+					return sinkTypeChangeError(spec, c, typ, want, err)
+				}
+				t.log.Warn("changed the type of a column", "table", spec.QualifiedName(), "column", c.Name, "was", typ, "now", want)
+				changed = true
+			}
 		}
 	}
 	if changed {
@@ -437,6 +527,248 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 		_, err = t.loadTable(ctx, t.db, spec)
 	}
 	return err
+}
+
+// sinkTypeChangeError is the error of a column type change the copy
+// cannot follow in place.
+func sinkTypeChangeError(spec *sink.TableSpec, c *sink.ColumnSpec, have, want string, cause error) error {
+	was := "?"
+	if c.PrevType != nil {
+		was = c.PrevType.String()
+	}
+	return fmt.Errorf("column %s of table %s changed type at the source from %s to %s, and the copy's column %s cannot be changed to %s: %w; "+
+		"alter the copy's column by hand to a type that holds both, e.g. LONGTEXT (then restart the sink), or rebuild the copy with `tributary replay`",
+		c.Name, spec.QualifiedName(), was, c.Type.String(), have, want, cause)
+}
+
+// sinkDefault is the " DEFAULT <literal>" clause of a column, "" when it
+// has none. BLOB, TEXT and JSON columns take their default as an
+// expression in parentheses, which MariaDB 10.2+ and MySQL 8.0.13+ accept.
+func sinkDefault(c *sink.ColumnSpec, typ string) (string, error) {
+	if !c.HasDefault || c.Key || c.Default == nil {
+		return "", nil
+	}
+	if _, geo := c.Default.(sink.Geometry); geo {
+		return "", nil
+	}
+	v, _, err := sinkValue(c.Default, &c.Type, typ)
+	if err != nil {
+		return "", fmt.Errorf("default of column %s: %w", c.Name, err)
+	}
+	var lit string
+	switch x := v.(type) {
+	case nil:
+		return "", nil
+	case int64:
+		lit = strconv.FormatInt(x, 10)
+	case uint64:
+		lit = strconv.FormatUint(x, 10)
+	case float64:
+		lit = strconv.FormatFloat(x, 'g', -1, 64)
+	case string:
+		lit = "'" + strings.ReplaceAll(strings.ReplaceAll(x, `\`, `\\`), "'", "''") + "'"
+	case []byte:
+		lit = "X'" + hex.EncodeToString(x) + "'"
+	default:
+		return "", fmt.Errorf("default of column %s: no MySQL literal for a %T value", c.Name, v)
+	}
+	switch t := strings.ToUpper(typ); {
+	case strings.Contains(t, "TEXT"), strings.Contains(t, "BLOB"), t == "JSON":
+		return " DEFAULT (" + lit + ")", nil
+	}
+	return " DEFAULT " + lit, nil
+}
+
+// Outcomes of comparing a column's type in the copy with the one its
+// events call for.
+const (
+	sinkTypeSame  = iota // nothing to do
+	sinkTypeWider        // the wanted type holds more: alter the column
+	sinkTypeFits         // the copy's type already holds every wanted value
+	sinkTypeOther        // neither: the copy cannot follow in place
+)
+
+// sinkMyType is a parsed column type: lower-case base, arguments
+// (length, or precision and scale, or ENUM/SET values), unsigned.
+type sinkMyType struct {
+	base     string
+	n, s     int
+	values   []string
+	unsigned bool
+}
+
+func sinkParseMyType(t string) sinkMyType {
+	p := sinkMyType{n: -1, s: -1}
+	t = strings.TrimSpace(t)
+	low := strings.ToLower(t)
+	if strings.HasSuffix(low, " zerofill") {
+		low, t = strings.TrimSuffix(low, " zerofill"), t[:len(low)-len(" zerofill")]
+	}
+	if strings.HasSuffix(low, " unsigned") {
+		p.unsigned = true
+		low, t = strings.TrimSuffix(low, " unsigned"), t[:len(low)-len(" unsigned")]
+	}
+	base, args := low, ""
+	if i := strings.IndexByte(low, '('); i > 0 && strings.HasSuffix(low, ")") {
+		base, args = strings.TrimSpace(low[:i]), t[i+1:len(t)-1]
+	}
+	switch base {
+	case "integer":
+		base = "int"
+	case "boolean", "bool":
+		base, args = "tinyint", "1"
+	case "dec", "numeric", "fixed":
+		base = "decimal"
+	case "real":
+		base = "double"
+	case "json":
+		base = "longtext" // MariaDB's JSON is LONGTEXT with a check
+	}
+	p.base = base
+	switch base {
+	case "enum", "set":
+		p.values = sinkSplitValues(args)
+	case "tinyint", "smallint", "mediumint", "int", "bigint":
+		// The display width means nothing to the values.
+		if base == "tinyint" && args == "1" {
+			p.n = 1
+		}
+	default:
+		if args != "" {
+			parts := strings.Split(args, ",")
+			p.n, _ = strconv.Atoi(strings.TrimSpace(parts[0]))
+			if len(parts) > 1 {
+				p.s, _ = strconv.Atoi(strings.TrimSpace(parts[1]))
+			}
+		}
+	}
+	return p
+}
+
+// sinkSplitValues splits 'a','b”c' into its unquoted values.
+func sinkSplitValues(s string) []string {
+	var out []string
+	var cur strings.Builder
+	in := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case !in && c == '\'':
+			in = true
+		case in && c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case in && c == '\'' && i+1 < len(s) && s[i+1] == '\'':
+			i++
+			cur.WriteByte('\'')
+		case in && c == '\'':
+			in = false
+			out = append(out, cur.String())
+			cur.Reset()
+		case in:
+			cur.WriteByte(c)
+		}
+	}
+	return out
+}
+
+// sinkCompareTypes compares the copy's column type have (COLUMN_TYPE) with
+// the type want the sink would create it with now.
+func sinkCompareTypes(have, want string) int {
+	h, w := sinkParseMyType(have), sinkParseMyType(want)
+	if h.base == w.base && h.n == w.n && h.s == w.s && h.unsigned == w.unsigned && slices.Equal(h.values, w.values) {
+		return sinkTypeSame
+	}
+	intRank := map[string]int{"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}
+	textRank := map[string]int{"tinytext": 255, "text": 65535, "mediumtext": 16 << 20, "longtext": 1 << 32}
+	blobRank := map[string]int{"tinyblob": 255, "blob": 65535, "mediumblob": 16 << 20, "longblob": 1 << 32}
+	cmp := func(a, b int) int {
+		switch {
+		case b > a:
+			return sinkTypeWider
+		case b == a:
+			return sinkTypeSame
+		}
+		return sinkTypeFits
+	}
+	if rh, rw := intRank[h.base], intRank[w.base]; rh > 0 && rw > 0 {
+		if h.n == 1 || w.n == 1 {
+			return sinkTypeOther // BOOLEAN
+		}
+		switch {
+		case h.unsigned == w.unsigned:
+			return cmp(rh, rw)
+		case !w.unsigned && rw > rh:
+			return sinkTypeWider // unsigned to a wider signed type
+		case w.unsigned && !h.unsigned && rh > rw:
+			return sinkTypeFits
+		}
+		return sinkTypeOther
+	}
+	if rh := intRank[h.base]; rh > 0 && w.base == "decimal" && w.n > 0 {
+		digits := map[int]int{1: 3, 2: 5, 3: 8, 4: 10, 5: 20}[rh]
+		if w.n-max(w.s, 0) >= digits {
+			return sinkTypeWider
+		}
+		return sinkTypeOther
+	}
+	chars := func(p sinkMyType) int {
+		if p.base == "varchar" {
+			return p.n
+		}
+		return textRank[p.base]
+	}
+	bytesOf := func(p sinkMyType) int {
+		if p.base == "varbinary" {
+			return p.n
+		}
+		return blobRank[p.base]
+	}
+	switch {
+	case h.base == "decimal" && w.base == "decimal":
+		hi, wi := h.n-max(h.s, 0), w.n-max(w.s, 0)
+		switch {
+		case wi >= hi && w.s >= h.s:
+			return sinkTypeWider
+		case wi <= hi && w.s <= h.s:
+			return sinkTypeFits
+		}
+	case h.base == "float" && w.base == "double":
+		return sinkTypeWider
+	case h.base == "double" && w.base == "float":
+		return sinkTypeFits
+	case chars(h) > 0 && chars(w) > 0:
+		return cmp(chars(h), chars(w))
+	case h.base == "char" && (w.base == "char" || chars(w) > 0):
+		if w.base == "char" {
+			return cmp(h.n, w.n)
+		}
+		if chars(w) >= h.n {
+			return sinkTypeWider
+		}
+	case bytesOf(h) > 0 && bytesOf(w) > 0:
+		return cmp(bytesOf(h), bytesOf(w))
+	case h.base == "binary" && w.base == "binary" && w.n >= h.n:
+		return cmp(h.n, w.n)
+	case h.base == "bit" && w.base == "bit":
+		return cmp(h.n, w.n)
+	case (h.base == "enum" || h.base == "set") && h.base == w.base:
+		have := map[string]bool{}
+		for _, v := range w.values {
+			have[v] = true
+		}
+		for _, v := range h.values {
+			if !have[v] {
+				return sinkTypeOther // a value the copy's rows may hold is gone
+			}
+		}
+		return sinkTypeWider
+	case h.base == "longtext" && w.base != "enum" && w.base != "set" && bytesOf(w) == 0 && w.base != "binary":
+		// LONGTEXT holds the text form of any value (a column a user
+		// altered after a type change the copy could not follow).
+		return sinkTypeFits
+	}
+	return sinkTypeOther
 }
 
 type sinkQuerier interface {
@@ -452,20 +784,30 @@ func (t *SinkTarget) loadTable(ctx context.Context, q sinkQuerier, spec *sink.Ta
 	if spec.Schema != "" {
 		dbExpr, args = "?", []any{spec.Schema, spec.Name}
 	}
-	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.columns
+	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COLUMN_DEFAULT FROM information_schema.columns
 		WHERE table_schema = `+dbExpr+` AND table_name = ?`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading columns of %s: %w", key, err)
 	}
 	defer rows.Close()
-	info := &sinkTableInfo{ident: t.ident(spec), types: map[string]string{}, notNull: map[string]bool{}}
+	info := &sinkTableInfo{ident: t.ident(spec), types: map[string]string{}, notNull: map[string]bool{}, defaults: map[string]string{}}
 	for rows.Next() {
 		var name, typ, nullable string
-		if err := rows.Scan(&name, &typ, &nullable); err != nil {
+		var def sql.NullString
+		if err := rows.Scan(&name, &typ, &nullable, &def); err != nil {
 			return nil, fmt.Errorf("reading columns of %s: %w", key, err)
 		}
 		info.types[name] = typ
 		info.notNull[name] = nullable == "NO"
+		// MariaDB gives COLUMN_DEFAULT as an expression (a quoted literal,
+		// a number or NULL); MySQL as the bare value.
+		switch {
+		case !def.Valid || (t.mariadb && def.String == "NULL"):
+		case t.mariadb:
+			info.defaults[name] = " DEFAULT (" + def.String + ")"
+		default:
+			info.defaults[name] = " DEFAULT '" + strings.ReplaceAll(strings.ReplaceAll(def.String, `\`, `\\`), "'", "''") + "'"
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading columns of %s: %w", key, err)
@@ -724,6 +1066,17 @@ func sinkValue(v any, ct *sink.ColumnType, colType string) (any, int, error) {
 			return x.Microseconds(), 20, nil
 		}
 		return sink.FormatTimeOfDay(x), 18, nil
+	case sink.Geometry:
+		switch strings.ToLower(colType) {
+		case "json", "longtext", "text", "mediumtext":
+			// A copy made before geometries were stored natively.
+			s, err := sink.JSONText(x)
+			return s, len(s) + 3, err
+		}
+		// The server's internal form (SRID, then WKB) goes into a spatial
+		// column as it is.
+		b := x.MySQLInternal()
+		return b, 2*len(b) + 3, nil
 	case []any, map[string]any:
 		s, err := sink.JSONText(x)
 		return s, len(s) + 3, err

@@ -67,6 +67,9 @@ func (h *sinkMySQLHarness) Table(schema, table string) string {
 func (h *sinkMySQLHarness) OffsetsTable() string               { return "`" + h.dbName + "`." + sink.OffsetsTable }
 func (h *sinkMySQLHarness) Text(col string) string             { return "CAST(`" + col + "` AS CHAR)" }
 func (h *sinkMySQLHarness) CreateNamespace(*testing.T, string) {}
+func (h *sinkMySQLHarness) WKBHex(col string) string {
+	return "LOWER(HEX(ST_AsBinary(`" + col + "`)))"
+}
 
 func (h *sinkMySQLHarness) Query(t *testing.T, q string) []string {
 	t.Helper()
@@ -120,6 +123,11 @@ func (h *sinkMySQLHarness) Nullable(t *testing.T, schema, table, col string) boo
 		t.Fatalf("column %s of %s_%s: %v", col, schema, table, err)
 	}
 	return nullable == "YES"
+}
+
+func TestSinkTypeChangeStops(t *testing.T) {
+	dsn, name, db := sinkTestDB(t)
+	sinktest.TypeChangeStops(t, &sinkMySQLHarness{dsn: dsn, dbName: name, db: db})
 }
 
 func TestSinkConformance(t *testing.T) {

@@ -37,6 +37,9 @@ package postgres
 //	date -> date                time -> time               timestamp -> timestamp
 //	timestamptz -> timestamptz  timetz -> timetz           interval -> interval
 //	array -> <element type>[]   struct -> jsonb
+//	geometry (io.debezium.data.geometry.Geometry / Point) -> PostGIS geometry
+//	  (hex EWKB, SRID kept) when the extension is installed in the target
+//	  database, else bytea holding the WKB; a PostgreSQL point stays point
 //
 // From MySQL: TINYINT -> smallint, INT UNSIGNED -> bigint, BIGINT UNSIGNED ->
 // numeric(20,0), DATETIME -> timestamp, TIMESTAMP -> timestamptz, JSON ->
@@ -113,6 +116,10 @@ type SinkTarget struct {
 	copyBuf []byte
 	// plan is reused by every Apply (calls never overlap).
 	plan sink.Plan
+	// geomType is the column type of geometries: PostGIS's geometry when
+	// the extension is installed in the target database, else bytea (the
+	// WKB).
+	geomType string
 }
 
 type sinkTableInfo struct {
@@ -173,6 +180,14 @@ func (t *SinkTarget) Connect(ctx context.Context) error {
 		return fmt.Errorf("connecting to target PostgreSQL %s as %s: %s", t.where, pc.User, redact(err.Error(), t.cfg.URL))
 	}
 	t.conn = conn
+	var postgis string
+	if err := conn.QueryRow(ctx, `SELECT coalesce((SELECT n.nspname::text FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'postgis'), '')`).Scan(&postgis); err != nil {
+		return fmt.Errorf("target PostgreSQL %s: looking up PostGIS: %w", t.where, err)
+	}
+	t.geomType = "bytea"
+	if postgis != "" {
+		t.geomType = sinkQuote(postgis) + ".geometry"
+	}
 	if err := t.ensureSchema(ctx, t.cfg.OffsetsSchema); err != nil {
 		return fmt.Errorf("target PostgreSQL %s: %w", t.where, err)
 	}
@@ -231,8 +246,15 @@ var sinkNativeTypes = map[string]string{
 	"TSRANGE": "tsrange", "TSTZRANGE": "tstzrange", "DATERANGE": "daterange", "POINT": "point",
 }
 
-// sinkColumnType is the PostgreSQL type to create a column with.
-func sinkColumnType(ct *sink.ColumnType) string {
+// sinkColumnType is the PostgreSQL type to create a column with; geom is
+// the type of geometries (see SinkTarget.geomType).
+func sinkColumnType(ct *sink.ColumnType, geom string) string {
+	if ct.Kind == sink.KindGeometry && !ct.NativeIs(sink.DialectPostgres, "POINT") {
+		if geom == "" {
+			geom = "bytea"
+		}
+		return geom
+	}
 	if ct.Dialect == sink.DialectPostgres && ct.Native != "" {
 		if s := sinkNativePG(ct); s != "" {
 			return s
@@ -290,7 +312,7 @@ func sinkColumnType(ct *sink.ColumnType) string {
 		return "interval"
 	case sink.KindArray:
 		if ct.Elem != nil && ct.Elem.Kind != sink.KindArray {
-			return sinkColumnType(ct.Elem) + "[]"
+			return sinkColumnType(ct.Elem, geom) + "[]"
 		}
 		return "jsonb"
 	}
@@ -338,7 +360,7 @@ func sinkNativePG(ct *sink.ColumnType) string {
 		}
 		return "bit varying"
 	case "POINT":
-		if ct.Kind != sink.KindStruct {
+		if ct.Kind != sink.KindGeometry && ct.Kind != sink.KindStruct {
 			return ""
 		}
 	}
@@ -414,7 +436,13 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(sinkQuote(c.Name) + " " + sinkColumnType(&c.Type))
+			typ := sinkColumnType(&c.Type, t.geomType)
+			b.WriteString(sinkQuote(c.Name) + " " + typ)
+			def, err := sinkDefault(c, typ)
+			if err != nil {
+				return fmt.Errorf("creating table: %w", err)
+			}
+			b.WriteString(def)
 			if !c.Optional || c.Key {
 				b.WriteString(" NOT NULL")
 			}
@@ -437,26 +465,271 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 		_, err := t.loadTable(ctx, t.conn, spec)
 		return err
 	}
+	changed := false
 	for _, c := range spec.Columns {
-		if _, ok := info.types[c.Name]; !ok {
-			typ := sinkColumnType(&c.Type)
-			if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" ADD COLUMN IF NOT EXISTS "+sinkQuote(c.Name)+" "+typ); err != nil {
+		have, ok := info.types[c.Name]
+		if former, had := info.types[c.FormerName]; !ok && had && c.FormerName != "" {
+			if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" RENAME COLUMN "+sinkQuote(c.FormerName)+" TO "+sinkQuote(c.Name)); err != nil {
+				return fmt.Errorf("renaming column %s to %s: %w", c.FormerName, c.Name, err)
+			}
+			t.log.Info("renamed column to the source's spelling", "table", spec.QualifiedName(), "was", c.FormerName, "now", c.Name)
+			info.types[c.Name], info.notNull[c.Name] = former, info.notNull[c.FormerName]
+			delete(info.types, c.FormerName)
+			have, ok, changed = former, true, true
+		}
+		if !ok {
+			typ := sinkColumnType(&c.Type, t.geomType)
+			def, err := sinkDefault(c, typ)
+			if err != nil {
 				return fmt.Errorf("adding column %s %s: %w", c.Name, typ, err)
 			}
-			t.log.Info("added column", "table", spec.QualifiedName(), "column", c.Name, "type", typ)
-			delete(t.tables, spec.QualifiedName())
+			// With a default the rows the copy holds get it, as the
+			// source's rows did; NOT NULL then holds for them too.
+			if def != "" && !c.Optional {
+				def += " NOT NULL"
+			}
+			if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" ADD COLUMN IF NOT EXISTS "+sinkQuote(c.Name)+" "+typ+def); err != nil {
+				return fmt.Errorf("adding column %s %s%s: %w", c.Name, typ, def, err)
+			}
+			t.log.Info("added column", "table", spec.QualifiedName(), "column", c.Name, "type", typ+def)
+			changed = true
 			continue
+		}
+		if want := sinkColumnType(&c.Type, t.geomType); !c.Key || c.TypeChanged {
+			switch sinkCompareTypes(have, want) {
+			case sinkTypeWider:
+				if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" ALTER COLUMN "+sinkQuote(c.Name)+" TYPE "+want); err != nil {
+					return fmt.Errorf("widening column %s from %s to %s: %w", c.Name, have, want, err)
+				}
+				t.log.Info("widened column", "table", spec.QualifiedName(), "column", c.Name, "was", have, "now", want)
+				changed = true
+			case sinkTypeOther:
+				if !c.TypeChanged {
+					break // a copy's own choice (or an older mapping): kept
+				}
+				// Not a widening: convert the rows as the source's ALTER
+				// did; when they do not convert the copy cannot follow.
+				if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" ALTER COLUMN "+sinkQuote(c.Name)+" TYPE "+want+" USING "+sinkQuote(c.Name)+"::"+want); err != nil {
+					return sinkTypeChangeError(spec, c, have, want, err)
+				}
+				t.log.Warn("changed the type of a column", "table", spec.QualifiedName(), "column", c.Name, "was", have, "now", want)
+				changed = true
+			}
 		}
 		if c.Optional && !c.Key && info.notNull[c.Name] {
 			if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" ALTER COLUMN "+sinkQuote(c.Name)+" DROP NOT NULL"); err != nil {
 				return fmt.Errorf("making column %s nullable: %w", c.Name, err)
 			}
 			t.log.Info("column is now nullable (gone or optional at the source)", "table", spec.QualifiedName(), "column", c.Name)
-			info.notNull[c.Name] = false
+			changed = true
 		}
+	}
+	if changed {
+		delete(t.tables, spec.QualifiedName())
 	}
 	_, err = t.loadTable(ctx, t.conn, spec)
 	return err
+}
+
+// sinkTypeChangeError is the error of a column type change the copy
+// cannot follow in place.
+func sinkTypeChangeError(spec *sink.TableSpec, c *sink.ColumnSpec, have, want string, cause error) error {
+	was := "?"
+	if c.PrevType != nil {
+		was = c.PrevType.String()
+	}
+	return fmt.Errorf("column %s of table %s changed type at the source from %s to %s, and the copy's column %s cannot be changed to %s: %w; "+
+		"alter the copy's column by hand to a type that holds both, e.g. text (then restart the sink), or rebuild the copy with `tributary replay`",
+		c.Name, spec.QualifiedName(), was, c.Type.String(), have, want, cause)
+}
+
+// sinkDefault is the " DEFAULT <literal>" clause of a column, "" when it
+// has none.
+func sinkDefault(c *sink.ColumnSpec, typ string) (string, error) {
+	if !c.HasDefault || c.Key || c.Default == nil {
+		return "", nil
+	}
+	if _, geo := c.Default.(sink.Geometry); geo {
+		return "", nil
+	}
+	txt, null, err := sinkText(c.Default, &c.Type, typ)
+	if err != nil {
+		return "", fmt.Errorf("default of column %s: %w", c.Name, err)
+	}
+	if null {
+		return "", nil
+	}
+	return " DEFAULT '" + strings.ReplaceAll(txt, "'", "''") + "'::" + sinkCastType(typ), nil
+}
+
+// Outcomes of comparing a column's type in the copy with the one its
+// events call for.
+const (
+	sinkTypeSame  = iota // nothing to do
+	sinkTypeWider        // the wanted type holds more: alter the column
+	sinkTypeFits         // the copy's type already holds every wanted value
+	sinkTypeOther        // neither: the copy cannot follow in place
+)
+
+// sinkCompareTypes compares the copy's column type have (format_type) with
+// the type want the sink would create it with now.
+func sinkCompareTypes(have, want string) int {
+	h, w := sinkParseType(have), sinkParseType(sinkFormatType(want))
+	if h == w {
+		return sinkTypeSame
+	}
+	if h.array != w.array {
+		return sinkTypeOther
+	}
+	rank := func(p sinkPGType) int { // integer digits a type holds
+		switch p.base {
+		case "smallint":
+			return 5
+		case "integer":
+			return 10
+		case "bigint":
+			return 19
+		case "numeric":
+			if p.n < 0 {
+				return 1 << 30
+			}
+			if p.s > 0 {
+				return p.n - p.s
+			}
+			return p.n
+		}
+		return -1
+	}
+	if rh, rw := rank(h), rank(w); rh >= 0 && rw >= 0 {
+		sh, sw := max(h.s, 0), max(w.s, 0)
+		if h.base == "numeric" && h.n < 0 {
+			sh = 1 << 30
+		}
+		if w.base == "numeric" && w.n < 0 {
+			sw = 1 << 30
+		}
+		switch {
+		case rw >= rh && sw >= sh:
+			return sinkTypeWider
+		case rw <= rh && sw <= sh:
+			return sinkTypeFits
+		}
+		return sinkTypeOther
+	}
+	chars := func(p sinkPGType) int {
+		switch p.base {
+		case "text":
+			return 1 << 30
+		case "character varying":
+			if p.n < 0 {
+				return 1 << 30
+			}
+			return p.n
+		}
+		return -1
+	}
+	switch {
+	case h.base == "real" && w.base == "double precision":
+		return sinkTypeWider
+	case h.base == "double precision" && w.base == "real":
+		return sinkTypeFits
+	case chars(h) >= 0 && chars(w) >= 0:
+		if chars(w) > chars(h) {
+			return sinkTypeWider
+		}
+		return sinkTypeFits
+	case h.base == "character" && (w.base == "character" || chars(w) >= 0):
+		if w.base == "character" && w.n == h.n {
+			return sinkTypeSame
+		}
+		if (w.base == "character" && w.n > h.n) || (w.base != "character" && (chars(w) >= h.n)) {
+			return sinkTypeWider
+		}
+		return sinkTypeOther
+	case chars(h) >= 0 && w.base == "character":
+		if chars(h) >= w.n {
+			return sinkTypeFits
+		}
+		return sinkTypeOther
+	case h.base == "bit varying" && w.base == "bit varying":
+		if w.n < 0 || (h.n >= 0 && w.n > h.n) {
+			return sinkTypeWider
+		}
+		return sinkTypeFits
+	case h.base == "bit" && w.base == "bit varying":
+		if w.n < 0 || w.n >= h.n {
+			return sinkTypeWider
+		}
+	case h.base == "text" && !h.array && !w.array:
+		// text holds the text form of any value (a column a user altered
+		// to text after a type change the copy could not follow).
+		return sinkTypeFits
+	}
+	return sinkTypeOther
+}
+
+// sinkPGType is a parsed format_type: base name, length or precision n
+// (-1 none), scale s (-1 none), array.
+type sinkPGType struct {
+	base  string
+	n, s  int
+	array bool
+}
+
+func sinkParseType(t string) sinkPGType {
+	p := sinkPGType{n: -1, s: -1}
+	t = strings.TrimSpace(t)
+	if strings.HasSuffix(t, "[]") {
+		p.array = true
+		t = strings.TrimSuffix(t, "[]")
+	}
+	if i := strings.IndexByte(t, '('); i > 0 && strings.HasSuffix(t, ")") {
+		args := strings.Split(t[i+1:len(t)-1], ",")
+		p.n, _ = strconv.Atoi(strings.TrimSpace(args[0]))
+		if len(args) > 1 {
+			p.s, _ = strconv.Atoi(strings.TrimSpace(args[1]))
+		}
+		t = strings.TrimSpace(t[:i])
+	}
+	if strings.HasSuffix(t, ".geometry") {
+		t = "geometry" // PostGIS's type, named with its schema or not
+	}
+	p.base = t
+	return p
+}
+
+// sinkFormatType spells a type as format_type does.
+func sinkFormatType(t string) string {
+	arr := ""
+	if strings.HasSuffix(t, "[]") {
+		arr, t = "[]", strings.TrimSuffix(t, "[]")
+	}
+	base, args := t, ""
+	if i := strings.IndexByte(t, '('); i > 0 {
+		base, args = t[:i], t[i:]
+	}
+	switch base {
+	case "varchar":
+		base = "character varying"
+	case "char":
+		base = "character"
+		if args == "" {
+			args = "(1)"
+		}
+	case "bit":
+		if args == "" {
+			args = "(1)"
+		}
+	case "timestamp":
+		base = "timestamp without time zone"
+	case "timestamptz":
+		base = "timestamp with time zone"
+	case "time":
+		base = "time without time zone"
+	case "timetz":
+		base = "time with time zone"
+	}
+	return base + args + arr
 }
 
 type sinkQuerier interface {
@@ -1028,6 +1301,18 @@ func sinkText(v any, ct *sink.ColumnType, pgType string) (string, bool, error) {
 		}
 		b.WriteByte('}')
 		return b.String(), false, nil
+	case sink.Geometry:
+		switch {
+		case pgType == "point" && x.IsPoint:
+			return fmt.Sprintf("(%s,%s)", sinkFloat(x.X, 64), sinkFloat(x.Y, 64)), false, nil
+		case pgType == "bytea":
+			return `\x` + hex.EncodeToString(x.WKB), false, nil
+		case strings.HasSuffix(pgType, "geometry"):
+			// PostGIS reads hex (E)WKB; the SRID travels in the EWKB header.
+			return hex.EncodeToString(x.EWKB()), false, nil
+		}
+		s, err := sink.JSONText(x)
+		return s, false, err
 	case map[string]any:
 		if pgType == "point" {
 			if px, ok := x["x"].(float64); ok {

@@ -55,6 +55,8 @@ func sinkTestDB(t *testing.T) (string, *pgx.Conn) {
 type sinkPGHarness struct {
 	url  string
 	conn *pgx.Conn
+	// postgis is set when the database has the PostGIS extension.
+	postgis bool
 }
 
 func (h *sinkPGHarness) NewTarget(t *testing.T) sink.Target {
@@ -66,6 +68,12 @@ func (h *sinkPGHarness) Table(schema, table string) string {
 }
 func (h *sinkPGHarness) OffsetsTable() string   { return "public." + sink.OffsetsTable }
 func (h *sinkPGHarness) Text(col string) string { return pgx.Identifier{col}.Sanitize() + "::text" }
+func (h *sinkPGHarness) WKBHex(col string) string {
+	if h.postgis {
+		return "encode(ST_AsBinary(" + pgx.Identifier{col}.Sanitize() + "), 'hex')"
+	}
+	return "encode(" + pgx.Identifier{col}.Sanitize() + ", 'hex')" // bytea
+}
 func (h *sinkPGHarness) CreateNamespace(t *testing.T, schema string) {
 	h.Exec(t, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize())
 }
@@ -122,6 +130,33 @@ func (h *sinkPGHarness) Nullable(t *testing.T, schema, table, col string) bool {
 		t.Fatalf("column %s of %s.%s: %v", col, schema, table, err)
 	}
 	return nullable == "YES"
+}
+
+// TestSinkShapePostGIS: with PostGIS installed in the target database a
+// Debezium Geometry becomes a PostGIS geometry that keeps its SRID.
+func TestSinkShapePostGIS(t *testing.T) {
+	url, conn := sinkTestDB(t)
+	if _, err := conn.Exec(context.Background(), "CREATE EXTENSION postgis"); err != nil {
+		t.Fatalf("creating the PostGIS extension (integration/services/up.sh installs postgresql-15-postgis-3): %v", err)
+	}
+	h := &sinkPGHarness{url: url, conn: conn, postgis: true}
+	sinktest.Shape(t, h)
+	var nsp, typ string
+	if err := conn.QueryRow(context.Background(), `SELECT n.nspname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+		JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relname = 'My Table "quoted"' AND a.attname = 'geom'`).Scan(&nsp, &typ); err != nil || typ != "geometry" {
+		t.Fatalf("geometry column is %q (err %v), want geometry", typ, err)
+	}
+	var srid int
+	var text string
+	if err := conn.QueryRow(context.Background(), "SELECT ST_SRID(geom), ST_AsText(geom) FROM "+pgx.Identifier{nsp, `My Table "quoted"`}.Sanitize()+" WHERE id = 3").Scan(&srid, &text); err != nil || srid != 4326 || text != "POINT(1 2)" {
+		t.Errorf("geometry of row 3: SRID %d, %s (err %v); want 4326, POINT(1 2)", srid, text, err)
+	}
+}
+
+func TestSinkTypeChangeStops(t *testing.T) {
+	url, conn := sinkTestDB(t)
+	sinktest.TypeChangeStops(t, &sinkPGHarness{url: url, conn: conn})
 }
 
 func TestSinkConformance(t *testing.T) {

@@ -35,6 +35,7 @@
 //	timetz                        TEXT         as sent, e.g. '10:15:30Z'
 //	interval                      BIGINT       microseconds
 //	array, struct                 TEXT         JSON
+//	geometry, point               BLOB         the WKB (SRID not kept)
 //
 // Only key columns are declared NOT NULL: SQLite cannot drop a NOT NULL
 // constraint later, and a column dropped at the source must become nullable.
@@ -43,11 +44,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,7 +201,7 @@ func columnType(ct *sink.ColumnType) string {
 		return "REAL"
 	case sink.KindFloat64:
 		return "DOUBLE"
-	case sink.KindBytes:
+	case sink.KindBytes, sink.KindGeometry:
 		return "BLOB"
 	case sink.KindDate:
 		return "DATE"
@@ -231,6 +235,11 @@ func (t *Target) EnsureTable(ctx context.Context, spec *sink.TableSpec) error {
 			if c.Key {
 				b.WriteString(" NOT NULL")
 			}
+			def, err := defaultClause(c)
+			if err != nil {
+				return fmt.Errorf("creating table: %w", err)
+			}
+			b.WriteString(def)
 		}
 		if len(spec.Key) > 0 {
 			b.WriteString(", PRIMARY KEY (")
@@ -252,6 +261,17 @@ func (t *Target) EnsureTable(ctx context.Context, spec *sink.TableSpec) error {
 		return err
 	}
 	for _, c := range spec.Columns {
+		if !info.cols[c.Name] && c.FormerName != "" && info.cols[c.FormerName] {
+			if _, err := t.db.ExecContext(ctx, "ALTER TABLE "+quote(spec.Name)+" RENAME COLUMN "+quote(c.FormerName)+" TO "+quote(c.Name)); err != nil {
+				return fmt.Errorf("renaming column %s to %s: %w", c.FormerName, c.Name, err)
+			}
+			t.log.Info("renamed column to the source's spelling", "table", spec.Name, "was", c.FormerName, "now", c.Name)
+			// Cached statements name the old column.
+			delete(t.tables, spec.Name)
+			info.cols[c.Name], info.notNull[c.Name] = true, info.notNull[c.FormerName]
+			delete(info.cols, c.FormerName)
+			info.stmts = map[string]string{}
+		}
 		if info.cols[c.Name] {
 			if c.Optional && info.notNull[c.Name] && !c.Key {
 				t.log.Warn("column is NOT NULL in the copy but optional in the events; SQLite cannot drop NOT NULL, rows without a value will be rejected",
@@ -259,14 +279,46 @@ func (t *Target) EnsureTable(ctx context.Context, spec *sink.TableSpec) error {
 			}
 			continue
 		}
-		stmt := "ALTER TABLE " + quote(spec.Name) + " ADD COLUMN " + quote(c.Name) + " " + columnType(&c.Type)
+		// With a default the rows the copy holds read it, as the source's
+		// rows did.
+		def, err := defaultClause(c)
+		if err != nil {
+			return fmt.Errorf("adding column %s: %w", c.Name, err)
+		}
+		stmt := "ALTER TABLE " + quote(spec.Name) + " ADD COLUMN " + quote(c.Name) + " " + columnType(&c.Type) + def
 		if _, err := t.db.ExecContext(ctx, stmt); err != nil {
 			return fmt.Errorf("adding column %s: %w", c.Name, err)
 		}
-		t.log.Info("added column", "table", spec.Name, "column", c.Name, "type", columnType(&c.Type))
+		t.log.Info("added column", "table", spec.Name, "column", c.Name, "type", columnType(&c.Type)+def)
 		info.cols[c.Name] = true
 	}
 	return nil
+}
+
+// defaultClause is the " DEFAULT <literal>" of a column, "" when it has
+// none; the literal is what toSQLite stores for the value.
+func defaultClause(c *sink.ColumnSpec) (string, error) {
+	if !c.HasDefault || c.Key || c.Default == nil {
+		return "", nil
+	}
+	v, err := toSQLite(c.Default, &c.Type)
+	if err != nil {
+		return "", fmt.Errorf("default of column %s: %w", c.Name, err)
+	}
+	switch x := v.(type) {
+	case int64:
+		return " DEFAULT " + strconv.FormatInt(x, 10), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return "", nil // no literal; such defaults do not occur in practice
+		}
+		return " DEFAULT " + strconv.FormatFloat(x, 'g', -1, 64), nil
+	case string:
+		return " DEFAULT '" + strings.ReplaceAll(x, "'", "''") + "'", nil
+	case []byte:
+		return " DEFAULT X'" + hex.EncodeToString(x) + "'", nil
+	}
+	return "", nil
 }
 
 // queryer is a *sql.DB or, inside a transaction (which holds the only
@@ -552,6 +604,9 @@ func toSQLite(v any, ct *sink.ColumnType) (any, error) {
 			return x.Microseconds(), nil
 		}
 		return sink.FormatTimeOfDay(x), nil
+	case sink.Geometry:
+		// The WKB, as SpatiaLite-free readers (GDAL, shapely) take it.
+		return x.WKB, nil
 	case []any, map[string]any:
 		return sink.JSONText(x)
 	}

@@ -163,6 +163,7 @@ func (h *sqliteHarness) Table(schema, table string) string {
 func (h *sqliteHarness) OffsetsTable() string { return sink.OffsetsTable }
 
 func (h *sqliteHarness) CreateNamespace(*testing.T, string) {}
+func (h *sqliteHarness) WKBHex(col string) string           { return "lower(hex(" + quote(col) + "))" }
 func (h *sqliteHarness) Text(col string) string             { return "CAST(" + quote(col) + " AS TEXT)" }
 func (h *sqliteHarness) conn(t *testing.T) *sql.DB {
 	if h.db == nil {

@@ -99,6 +99,9 @@ missing=()
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 [[ -x /usr/sbin/mariadbd && -x /usr/bin/mariadb-install-db && -x /usr/bin/mariadb ]] || missing+=(mariadb-server mariadb-client)
 [[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] || missing+=(postgresql-15 postgresql-client-15)
+# PostGIS: the PostgreSQL sink stores geometries as PostGIS geometry where the
+# extension is installed (TestSinkShapeAllTargets, TestSinkShapePostGIS).
+[[ -f /usr/share/postgresql/15/extension/postgis.control ]] || missing+=(postgresql-15-postgis-3)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v flock >/dev/null 2>&1 || missing+=(util-linux)

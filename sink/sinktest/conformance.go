@@ -39,6 +39,8 @@ type Harness interface {
 	CreateNamespace(t *testing.T, schema string)
 	// Nullable reports whether a column of a copy accepts NULL.
 	Nullable(t *testing.T, schema, table, col string) bool
+	// WKBHex renders a geometry column as the lower-case hex of its WKB.
+	WKBHex(col string) string
 }
 
 // Conformance runs the scenarios every sink target must pass against a
@@ -48,6 +50,7 @@ type Harness interface {
 func Conformance(t *testing.T, h Harness) {
 	t.Run("Changes", func(t *testing.T) { confChanges(t, h) })
 	t.Run("Evolution", func(t *testing.T) { confEvolution(t, h) })
+	t.Run("Shape", func(t *testing.T) { confShape(t, h) })
 	t.Run("BatchIsOneTransaction", func(t *testing.T) { confAtomic(t, h) })
 	t.Run("RejectedStops", func(t *testing.T) { confReject(t, h, false) })
 	t.Run("RejectedToDLQ", func(t *testing.T) { confReject(t, h, true) })
@@ -321,6 +324,112 @@ func confEvolution(t *testing.T, h Harness) {
 	c.stop(r)
 }
 
+// confShape: the copy follows the source's table shape. Columns are named
+// as the source spells them (__debezium.source.column.name), not as the
+// adjusted Avro field names; columns added with a default give the copy's
+// existing rows that default; a widened varchar and an int that became a
+// bigint take values the old types could not hold; a Debezium Geometry is
+// stored as its WKB.
+// Shape runs the Shape scenario of Conformance alone (for a second setup
+// of a target, e.g. PostgreSQL with PostGIS).
+func Shape(t *testing.T, h Harness) { confShape(t, h) }
+
+func confShape(t *testing.T, h Harness) {
+	c := newConf(t, h)
+	const table = `My Table "quoted"`
+	v1 := []Col{
+		{Name: "id", Type: Int32("INT4"), Source: "id"},
+		{Name: "select", Type: String("VARCHAR", "128"), Source: "select"},
+		{Name: "col_with_space", Type: Int32("INT4"), Optional: true, Source: "col with space"},
+		{Name: "_n_c_d___", Type: String("TEXT"), Optional: true, Source: "ünïcödé 列"},
+	}
+	// The topic (and so the Avro namespace) is adjusted, as a source does;
+	// the source block carries the table's own name.
+	topic := "srv." + c.schema + ".My_Table__quoted_"
+	// v0 is the same table as an older Debezium writes it: no
+	// __debezium.source.column.name, so the copy's columns are first named
+	// by the adjusted field names, and renamed when v1 brings the source's
+	// spelling.
+	var v0 []Col
+	for _, col := range v1 {
+		col.Source = ""
+		v0 = append(v0, col)
+	}
+	tb := &Table{Topic: topic, DB: "db", Schema: c.schema, Name: table, Columns: v0, Key: []string{"id"}}
+	enc0, err := NewEncoder(c.reg, tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc1, err := NewEncoder(c.reg, &Table{Topic: topic, DB: "db", Schema: c.schema, Name: table, Columns: v1, Key: []string{"id"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.createTopic(tb.Topic, 1)
+	h.CreateNamespace(t, c.schema)
+	name := c.name("shape")
+	row1 := map[string]any{"id": 1, "select": "one", "col_with_space": 10, "_n_c_d___": "ü1"}
+	row2 := map[string]any{"id": 2, "select": "two", "col_with_space": nil, "_n_c_d___": nil}
+	c.produce(c.ev(enc0, "c", nil, row1))
+	r := c.start(context.Background(), c.spec(name, tb.Topic), h.NewTarget(t))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 1})
+	c.eq("rows under the field names of an older Debezium", c.rows(table, "id", "col_with_space"), []string{"1|10"})
+	c.stop(r)
+	// The source now writes the source's spelling (an upgrade): the
+	// restarted sink sees only the new schema version, and renames the
+	// copy's columns instead of adding new ones.
+	r = c.start(context.Background(), c.spec(name, tb.Topic), h.NewTarget(t))
+	c.produce(c.ev(enc1, "c", nil, row2))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 2})
+	c.eq("rows under the source's column names", c.rows(table, "id", "select", "col with space", "ünïcödé 列"),
+		[]string{"1|one|10|ü1", "2|two|NULL|NULL"})
+
+	// ALTER TABLE ... ALTER select TYPE varchar(200), ALTER "col with
+	// space" TYPE bigint, ADD loyalty_points int NOT NULL DEFAULT 0, ADD
+	// tier text DEFAULT 'bronze', ADD credit numeric(5,2) NOT NULL DEFAULT
+	// 1.50, ADD since date NOT NULL DEFAULT '2024-01-01', ADD geom geometry.
+	v2 := []Col{
+		v1[0],
+		{Name: "select", Type: String("VARCHAR", "200"), Source: "select"},
+		{Name: "col_with_space", Type: Int64("INT8"), Optional: true, Source: "col with space"},
+		v1[3],
+		{Name: "loyalty_points", Type: Int32("INT4"), Source: "loyalty_points", Default: 0},
+		{Name: "tier", Type: String("TEXT"), Optional: true, Source: "tier", Default: "bronze"},
+		{Name: "credit", Type: Decimal(5, 2, "NUMERIC", "5", "2"), Source: "credit", Default: "\u0000\u0096"},
+		{Name: "since", Type: Date("DATE"), Source: "since", Default: Days(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))},
+		{Name: "geom", Type: Geometry("GEOMETRY"), Optional: true, Source: "geom"},
+	}
+	enc2, err := NewEncoder(c.reg, &Table{Topic: topic, DB: "db", Schema: c.schema, Name: table, Columns: v2, Key: []string{"id"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 168)
+	// POINT(1 2) in little-endian WKB.
+	wkb := []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0, 0, 0, 0, 0, 0, 0, 0x40}
+	row3 := map[string]any{"id": 3, "select": long, "col_with_space": int64(5_000_000_000), "_n_c_d___": "列3",
+		"loyalty_points": 7, "tier": "gold", "credit": Dec("2.25"), "since": Days(time.Date(2025, 2, 3, 0, 0, 0, 0, time.UTC)),
+		"geom": map[string]any{"wkb": wkb, "srid": 4326}}
+	c.produce(c.ev(enc2, "c", nil, row3))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 3})
+	c.stop(r)
+	// A restart binds v2 first: the copy is already in shape.
+	r = c.start(context.Background(), c.spec(name, tb.Topic), h.NewTarget(t))
+	c.produce(c.ev(enc2, "u", nil, map[string]any{"id": 2, "select": "two", "col_with_space": int64(-6_000_000_000), "_n_c_d___": nil,
+		"loyalty_points": 0, "tier": "bronze", "credit": Dec("1.50"), "since": Days(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)), "geom": nil}))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 4})
+	c.eq("rows after the ALTERs: defaults in the rows the copy held, wider values in the new one",
+		c.rows(table, "id", "select", "col with space", "loyalty_points", "tier"),
+		[]string{"1|one|10|0|bronze", "2|two|-6000000000|0|bronze", "3|" + long + "|5000000000|7|gold"})
+	c.eq("decimal defaults", c.rows(table, "id", "credit"), []string{"1|1.50", "2|1.50", "3|2.25"})
+	sel := []string{h.Text("id"), h.WKBHex("geom")}
+	c.eq("geometry as WKB", h.Query(t, "SELECT "+strings.Join(sel, ", ")+" FROM "+h.Table(c.schema, table)+" WHERE id = 3"),
+		[]string{"3|" + fmt.Sprintf("%x", wkb)})
+	got := h.Query(t, "SELECT "+h.Text("since")+" FROM "+h.Table(c.schema, table)+" ORDER BY id")
+	if len(got) != 3 || !strings.HasPrefix(got[0], "2024-01-01") || !strings.HasPrefix(got[2], "2025-02-03") {
+		t.Errorf("date default: rows hold %q, want 2024-01-01 in the old rows and 2025-02-03 in the new", got)
+	}
+	c.stop(r)
+}
+
 type failTarget struct {
 	sink.Target
 	failOn string
@@ -481,4 +590,41 @@ func confReject(t *testing.T, h Harness, dlq bool) {
 	if string(got[0].Value) != string(recs[1].Value) {
 		t.Error("the dead letter does not carry the original value")
 	}
+}
+
+// TypeChangeStops runs the scenarios of column type changes that are not
+// widenings, for targets with strict column types (PostgreSQL, MySQL): an
+// int that became a varchar is followed (the copy's values converted as
+// the source's were); a varchar that became an int while the copy holds a
+// value that is no number stops the sink with an error naming the table,
+// the column, both types and what to do.
+func TypeChangeStops(t *testing.T, h Harness) {
+	c := newConf(t, h)
+	v1 := []Col{{Name: "id", Type: Int32("INT4")}, {Name: "code", Type: String("VARCHAR", "10")}, {Name: "n", Type: Int32("INT4")}}
+	tb, enc1 := c.table("retyped", v1, "id")
+	c.createTopic(tb.Topic, 1)
+	h.CreateNamespace(t, c.schema)
+	name := c.name("retype")
+	c.produce(c.ev(enc1, "c", nil, map[string]any{"id": 1, "code": "abc", "n": 7}))
+	r := c.start(context.Background(), c.spec(name, tb.Topic), h.NewTarget(t))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 1})
+	v2 := []Col{v1[0], v1[1], {Name: "n", Type: String("VARCHAR", "10")}}
+	_, enc2 := c.table("retyped", v2, "id")
+	c.produce(c.ev(enc2, "c", nil, map[string]any{"id": 2, "code": "12", "n": "x2"}))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 2})
+	c.eq("rows after int -> varchar", c.rows("retyped", "id", "code", "n"), []string{"1|abc|7", "2|12|x2"})
+
+	_, enc3 := c.table("retyped", []Col{v1[0], {Name: "code", Type: Int32("INT4")}, v2[2]}, "id")
+	c.produce(c.ev(enc3, "c", nil, map[string]any{"id": 3, "code": 5, "n": "x3"}))
+	err := c.wait(r)
+	if err == nil {
+		t.Fatal("the sink went on after a type change its copy cannot follow")
+	}
+	t.Logf("the sink stopped with: %v", err)
+	for _, want := range []string{"retyped", "column code", "string VARCHAR(10)", "int32 INT4", "tributary replay"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	c.eq("rows", c.rows("retyped", "id", "code", "n"), []string{"1|abc|7", "2|12|x2"})
 }

@@ -164,6 +164,11 @@ type Col struct {
 	Name     string
 	Type     any
 	Optional bool
+	// Source is the source's spelling of the column name, written as the
+	// __debezium.source.column.name parameter (Debezium 3.6) when set.
+	Source string
+	// Default is the field's Avro default (a JSON value) when set.
+	Default any
 }
 
 // Avro type builders, in Debezium's shape. params are the
@@ -266,6 +271,23 @@ func Bits(n int, src ...string) any {
 	return named("bytes", "io.debezium.data.Bits", src, map[string]any{"length": fmt.Sprint(n)})
 }
 
+// Geometry is Debezium's io.debezium.data.geometry.Geometry struct {wkb,
+// srid}.
+func Geometry(src ...string) any {
+	m := map[string]any{
+		"type": "record", "name": "Geometry", "namespace": "io.debezium.data.geometry",
+		"fields": []any{
+			map[string]any{"name": "wkb", "type": "bytes"},
+			map[string]any{"name": "srid", "type": []any{"null", "int"}, "default": nil},
+		},
+		"connect.doc": "Geometry", "connect.version": 1, "connect.name": "io.debezium.data.geometry.Geometry",
+	}
+	if p := params(src); p != nil {
+		m["connect.parameters"] = p
+	}
+	return m
+}
+
 // Array is an array column whose items are optional, as Connect writes
 // arrays of nullable elements.
 func Array(items any, src ...string) any {
@@ -339,10 +361,45 @@ func (t *Table) connector() string {
 }
 
 func field(c Col) map[string]any {
-	if c.Optional {
-		return map[string]any{"name": c.Name, "type": []any{"null", c.Type}, "default": nil}
+	typ := c.Type
+	if c.Source != "" {
+		typ = withParam(typ, "__debezium.source.column.name", c.Source)
 	}
-	return map[string]any{"name": c.Name, "type": c.Type}
+	switch {
+	case c.Optional && c.Default != nil:
+		// Avro wants the default's type first in the union.
+		return map[string]any{"name": c.Name, "type": []any{typ, "null"}, "default": c.Default}
+	case c.Optional:
+		return map[string]any{"name": c.Name, "type": []any{"null", typ}, "default": nil}
+	case c.Default != nil:
+		return map[string]any{"name": c.Name, "type": typ, "default": c.Default}
+	}
+	return map[string]any{"name": c.Name, "type": typ}
+}
+
+// withParam returns a copy of an Avro type with one more connect parameter.
+func withParam(typ any, k, v string) any {
+	var m map[string]any
+	switch x := typ.(type) {
+	case string:
+		m = map[string]any{"type": x}
+	case map[string]any:
+		m = make(map[string]any, len(x)+1)
+		for a, b := range x {
+			m[a] = b
+		}
+	default:
+		return typ
+	}
+	p := map[string]any{}
+	if old, ok := m["connect.parameters"].(map[string]any); ok {
+		for a, b := range old {
+			p[a] = b
+		}
+	}
+	p[k] = v
+	m["connect.parameters"] = p
+	return m
 }
 
 // KeySchema is the <topic>.Key record.
