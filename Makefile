@@ -11,7 +11,7 @@ SERVICES_ENV := /tmp/tributary-services/env.sh
 BIN := $(CURDIR)/bin/tributary
 TEST_LOG := $(CURDIR)/bin/test.log
 
-.PHONY: test bench quickstart services-up services-down build
+.PHONY: test bench chaos quickstart services-up services-down build
 
 services-up:
 	bash integration/services/up.sh
@@ -63,6 +63,15 @@ bench:
 	go run ./integration/bench
 	go run ./integration/bench/sinks
 	go run ./integration/bench/mysql
+
+# The chaos test of make test with larger numbers, for a person to run:
+# 100 kill -9 of the worker and a 60 s outage of the sink's database.
+chaos:
+	@bash integration/services/up.sh
+	source $(SERVICES_ENV)
+	export TRIBUTARY_BIN=$(BIN)
+	go build -o $(BIN) ./cmd/tributary
+	TRIBUTARY_CHAOS_KILLS=100 TRIBUTARY_CHAOS_OUTAGE_S=60 go test -count=1 -v -timeout 60m -run 'TestSelfHealing' ./integration/
 
 quickstart:
 	bash integration/quickstart.sh

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,8 +46,15 @@ func TestPGSchemaChange(t *testing.T) {
 			pgExec(t, c, "INSERT INTO items VALUES (3, 3, 'dropped-a')")
 			pgExec(t, c, "ALTER TABLE items ALTER COLUMN b TYPE bigint")
 			pgExec(t, c, "INSERT INTO items VALUES (4, 5000000000, 'bigint')")
+			// A constant default is the new field's default; a volatile
+			// one is none, and the source asks for the table's rows to be
+			// read again (PostgreSQL filled them with values no event has).
+			pgExec(t, c, "ALTER TABLE items ADD COLUMN points int NOT NULL DEFAULT 7")
+			pgExec(t, c, "INSERT INTO items (id, b) VALUES (5, 5)")
+			pgExec(t, c, "ALTER TABLE items ADD COLUMN token float8 DEFAULT random()")
+			pgExec(t, c, "INSERT INTO items (id, b) VALUES (6, 6)")
 
-			evs := r.pollUntil(t, time.Minute, func(evs []event) bool { return len(evs) >= 4 })
+			evs := r.pollUntil(t, time.Minute, func(evs []event) bool { return len(evs) >= 6 })
 			byID := map[int64]map[string]any{}
 			for _, e := range evs {
 				if a := e.after(); a != nil {
@@ -61,11 +70,54 @@ func TestPGSchemaChange(t *testing.T) {
 			if got := num(byID[4]["b"]); got != 5000000000 {
 				t.Fatalf("after type change: b = %v", byID[4]["b"])
 			}
+			if got := num(byID[5]["points"]); got != 7 {
+				t.Fatalf("after ADD COLUMN points DEFAULT 7: points = %v", byID[5]["points"])
+			}
 			vs := subjectVersions(t, le.registryURL, topic+"-value")
-			if len(vs) < 4 {
-				t.Fatalf("value subject has versions %v, want 4 (initial + 3 changes)", vs)
+			if len(vs) < 6 {
+				t.Fatalf("value subject has versions %v, want 6 (initial + 5 changes)", vs)
+			}
+			fieldDefault := func(version int, name string) (any, bool) {
+				t.Helper()
+				resp, err := http.Get(fmt.Sprintf("%s/subjects/%s-value/versions/%d/schema", le.registryURL, topic, version))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				var env struct {
+					Fields []struct {
+						Type json.RawMessage
+					}
+				}
+				if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+					t.Fatal(err)
+				}
+				var before []json.RawMessage
+				var value struct{ Fields []map[string]any }
+				if err := json.Unmarshal(env.Fields[0].Type, &before); err != nil || json.Unmarshal(before[1], &value) != nil {
+					t.Fatalf("version %d: no before record", version)
+				}
+				for _, f := range value.Fields {
+					if f["name"] == name {
+						d, has := f["default"]
+						return d, has
+					}
+				}
+				t.Fatalf("version %d has no field %s", version, name)
+				return nil, false
+			}
+			if d, _ := fieldDefault(vs[len(vs)-2], "points"); d != float64(7) {
+				t.Errorf("points: default %v, want 7", d)
+			}
+			if d, _ := fieldDefault(vs[len(vs)-1], "token"); d != nil {
+				t.Errorf("token: default %v, want none (random() is not a constant)", d)
 			}
 			w.stop(t)
+			out := w.output()
+			if !strings.Contains(out, "non-constant default; existing rows need a re-read of the table") ||
+				!strings.Contains(out, "column=token") || strings.Contains(out, "column=points") {
+				t.Errorf("want one re-read warning, for column token; worker output:\n%s", out)
+			}
 		})
 	}
 }

@@ -60,7 +60,32 @@ var pgTypeMatrix = []typeCase{
 	{"c_textarr", "text[]", `'{"a b",c}'`, []any{"a b", "c"}, "_TEXT"},
 	{"c_tsv", "tsvector", "'cat a'", "'a' 'cat'", "TSVECTOR"},
 	{"c_unknown", "xid", "'123'", "123", "XID"},
+	// Debezium's io.debezium.data.geometry.Point: x, y, a WKB point, no SRID.
+	{"c_point", "point", "'(1.5,-2.25)'", map[string]any{"x": 1.5, "y": -2.25,
+		"wkb": []byte{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 0, 0, 0, 0, 0, 0, 2, 0xc0}, "srid": nil}, "POINT"},
+	// Names Avro cannot spell: the field name is adjusted, the column's own
+	// name travels in __debezium.source.column.name.
+	{`"select"`, "text", "'kw'", "kw", "TEXT"},
+	{`"col with space"`, "int", "5", int64(5), "INT4"},
+	{`"ünïcödé 列"`, "text", "'u'", "u", "TEXT"},
 }
+
+// avroField is the Avro field name of a matrix column: Debezium's
+// field.name.adjustment.mode=avro of its name.
+func avroField(col string) string {
+	switch col {
+	case `"select"`:
+		return "select"
+	case `"col with space"`:
+		return "col_with_space"
+	case `"ünïcödé 列"`:
+		return "_n_c_d___"
+	}
+	return col
+}
+
+// sourceName is a matrix column's name as the source spells it.
+func sourceName(col string) string { return strings.Trim(col, `"`) }
 
 // normalize turns decoded Avro values into comparable forms.
 func normalize(v any) any {
@@ -105,11 +130,17 @@ func TestPGTypeMatrix(t *testing.T) {
 				cols = append(cols, tc.col+" "+tc.typ)
 				vals = append(vals, tc.literal)
 			}
-			pgExec(t, c, "CREATE TABLE typematrix (id int PRIMARY KEY, "+strings.Join(cols, ", ")+")")
+			pgExec(t, c, "CREATE TABLE typematrix (id int PRIMARY KEY, "+strings.Join(cols, ", ")+
+				", c_dflt int NOT NULL DEFAULT 7, c_dflt_now timestamptz DEFAULT now())")
 			// Row 1 goes through the snapshot, row 2 through streaming.
 			pgExec(t, c, "INSERT INTO typematrix VALUES (1, "+strings.Join(vals, ", ")+")")
+			// A table name Kafka and Avro cannot spell: the topic and the
+			// schema names are adjusted, the column names travel in
+			// __debezium.source.column.name.
+			pgExec(t, c, `CREATE TABLE "My Table ""quoted""" (id int PRIMARY KEY, "select" text, "col with space" int, "ünïcödé 列" text)`)
+			pgExec(t, c, `INSERT INTO "My Table ""quoted""" VALUES (1, 'kw', 5, 'u')`)
 			prefix := uniq("types")
-			w := startWorker(t, le, pgPipeline(t, le, db, prefix, uniq("slot"), []string{"typematrix"}, ""))
+			w := startWorker(t, le, pgPipeline(t, le, db, prefix, uniq("slot"), []string{"typematrix", `'public.My Table "quoted"'`}, ""))
 			topic := prefix + ".public.typematrix"
 			r := newReader(t, le, topic)
 			r.pollUntil(t, time.Minute, func(evs []event) bool { return len(evs) >= 1 })
@@ -118,7 +149,7 @@ func TestPGTypeMatrix(t *testing.T) {
 			for _, e := range evs[:2] {
 				a := e.after()
 				for _, tc := range pgTypeMatrix {
-					got := normalize(a[tc.col])
+					got := normalize(a[avroField(tc.col)])
 					if b, ok := tc.want.([]byte); ok {
 						if gb, _ := got.([]byte); !bytes.Equal(gb, b) {
 							t.Errorf("op=%s %s %s: got %v (%T), want % x", e.op(), tc.col, tc.typ, got, got, b)
@@ -163,13 +194,67 @@ func TestPGTypeMatrix(t *testing.T) {
 			}
 			walk(sch)
 			for _, tc := range pgTypeMatrix {
-				p := params[tc.col]
+				p := params[avroField(tc.col)]
 				if p == nil || p["__debezium.source.column.type"] != tc.srcType {
 					t.Errorf("%s: source type params %v, want __debezium.source.column.type=%s", tc.col, p, tc.srcType)
+				}
+				if p["__debezium.source.column.name"] != sourceName(tc.col) {
+					t.Errorf("%s: __debezium.source.column.name %v, want %s", tc.col, p["__debezium.source.column.name"], sourceName(tc.col))
+				}
+			}
+			// Constant defaults are field defaults; now() is none.
+			defaults := map[string]any{}
+			for _, f := range sch.(map[string]any)["fields"].([]any)[0].(map[string]any)["type"].([]any)[1].(map[string]any)["fields"].([]any) {
+				fm := f.(map[string]any)
+				defaults[fm["name"].(string)] = fm["default"]
+			}
+			if defaults["c_dflt"] != float64(7) || defaults["c_dflt_now"] != nil {
+				t.Errorf("defaults: c_dflt %v (want 7), c_dflt_now %v (want none)", defaults["c_dflt"], defaults["c_dflt_now"])
+			}
+			// Key fields carry no __debezium.source.column.* parameters.
+			resp, err = http.Get(le.registryURL + "/subjects/" + topic + "-key/versions/latest/schema")
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyRaw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(keyRaw) != `{"type":"record","name":"Key","namespace":"`+topic+`","fields":[{"name":"id","type":"int"}],"connect.name":"`+topic+`.Key"}` {
+				t.Errorf("key schema %s", keyRaw)
+			}
+			// The snapshot's one row opens and closes it: "last" wins; the
+			// streamed row is "false"; the PostgreSQL source block has
+			// origin and origin_lsn, null without a replication origin.
+			for i, want := range []string{"last", "false"} {
+				src, _ := evs[i].Value["source"].(map[string]any)
+				if src["snapshot"] != want {
+					t.Errorf("event %d: source.snapshot %v, want %s", i, src["snapshot"], want)
+				}
+				if o, ok := src["origin"]; !ok || o != nil {
+					t.Errorf("event %d: source.origin %v (present %v), want null", i, o, ok)
+				}
+				if o, ok := src["origin_lsn"]; !ok || o != nil {
+					t.Errorf("event %d: source.origin_lsn %v (present %v), want null", i, o, ok)
 				}
 			}
 			if p := params["c_num"]; p["__debezium.source.column.length"] != "10" || p["__debezium.source.column.scale"] != "2" {
 				t.Errorf("c_num length/scale params: %v", p)
+			}
+			oddTopic := prefix + ".public.My_Table__quoted_"
+			odd := newReader(t, le, oddTopic).pollUntil(t, time.Minute, func(evs []event) bool { return len(evs) >= 1 })
+			if a := odd[0].after(); a["select"] != "kw" || normalize(a["col_with_space"]) != int64(5) || a["_n_c_d___"] != "u" {
+				t.Errorf("%s: after %v", oddTopic, a)
+			}
+			resp, err = http.Get(le.registryURL + "/subjects/" + oddTopic + "-value/versions/latest/schema")
+			if err != nil {
+				t.Fatal(err)
+			}
+			oddRaw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, frag := range []string{`"__debezium.source.column.name":"select"`, `"__debezium.source.column.name":"col with space"`,
+				`"__debezium.source.column.name":"ünïcödé 列"`, `"name":"Envelope","namespace":"` + oddTopic + `"`} {
+				if !strings.Contains(string(oddRaw), frag) {
+					t.Errorf("%s value schema lacks %s: %s", oddTopic, frag, oddRaw)
+				}
 			}
 			w.stop(t)
 			if out := w.output(); !strings.Contains(out, "c_unknown") {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -158,12 +159,26 @@ func metricValue(t *testing.T, addr, name string) float64 {
 	return sum
 }
 
-// TestSelfHealing: the source's PostgreSQL is restarted (fast, then
-// immediate) and the sink's PostgreSQL is down for 20 s while a journal
-// writer commits rows; the worker is never restarted by the test, heals
-// each time from its last durable position, and both copies end equal to
-// the source with every journal id in them.
+// chaosScale reads a count or duration of the chaos test from the
+// environment, so `make chaos` can run the same test with larger numbers.
+func chaosScale(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestSelfHealing is the bounded chaos test: under a journal writer, the
+// worker is killed -9 ten times (restarted by the test only after its own
+// kill), the source's PostgreSQL is restarted (fast, then immediate) and
+// the sink's PostgreSQL is down for 20 s. The worker heals each outage by
+// itself from its last durable position; at the end every committed
+// journal id is in the log and both copies equal the source, by the test's
+// own reading and by `tributary verify`. `make chaos` runs it with 100
+// kills and a 60 s outage (TRIBUTARY_CHAOS_KILLS, TRIBUTARY_CHAOS_OUTAGE_S).
 func TestSelfHealing(t *testing.T) {
+	kills := chaosScale("TRIBUTARY_CHAOS_KILLS", 10)
+	outage := time.Duration(chaosScale("TRIBUTARY_CHAOS_OUTAGE_S", 20)) * time.Second
 	le := newLogEnv(t, modes[0])
 	srcPG, dstPG := startPrivatePG(t), startPrivatePG(t)
 	sc := pgConn(t, srcPG.url("postgres"))
@@ -198,6 +213,12 @@ sinks:
 			t.Fatalf("worker exited after %s: %v\n%s", what, w.err, tail([]byte(w.output()), 6000))
 		}
 	}
+	for i := 0; i < kills; i++ {
+		time.Sleep(time.Duration(300+rand.IntN(1200)) * time.Millisecond)
+		alive("its start")
+		w.kill(t)
+		w = startWorker(t, le, cfg)
+	}
 	time.Sleep(4 * time.Second)
 	srcPG.ctl(t, "restart", "-m", "fast")
 	time.Sleep(5 * time.Second)
@@ -206,8 +227,8 @@ sinks:
 	time.Sleep(5 * time.Second)
 	alive("an immediate restart of the source's PostgreSQL")
 	dstPG.ctl(t, "stop", "-m", "fast")
-	time.Sleep(20 * time.Second)
-	alive("20 s without the sink's PostgreSQL")
+	time.Sleep(outage)
+	alive("an outage of the sink's PostgreSQL")
 	dstPG.ctl(t, "start")
 	time.Sleep(3 * time.Second)
 	jw.halt()
@@ -266,9 +287,36 @@ sinks:
 			break
 		}
 	}
+	// Every committed journal id is in the log.
+	inLog := map[int64]bool{}
+	r := newReader(t, le, topic)
+	r.pollUntil(t, time.Minute, func(evs []event) bool {
+		inLog = map[int64]bool{}
+		for _, e := range evs {
+			if a := e.after(); a != nil {
+				if id, err := strconv.ParseInt(fmt.Sprint(a["id"]), 10, 64); err == nil {
+					inLog[id] = true
+				}
+			}
+		}
+		return len(inLog) >= len(want)
+	})
+	jw.committed.Range(func(k, _ any) bool {
+		if !inLog[k.(int64)] {
+			t.Errorf("committed journal id %d is not in the log", k.(int64))
+			return false
+		}
+		return true
+	})
+	for _, name := range []string{pgSink, sqSink} {
+		code, vout := runCLI(t, 3*time.Minute, "verify", "-f", cfg, name)
+		if code != 0 || !strings.Contains(vout, "1 tables compared, 1 equal, 0 different") {
+			t.Errorf("verify %s exited %d:\n%s", name, code, tail([]byte(vout), 3000))
+		}
+	}
 	restarts := metricValue(t, le.httpAddr, "tributary_connector_restarts_total")
 	w.stop(t)
-	t.Logf("%d journal rows committed through two source restarts and a 20 s sink outage; %v restarts", jw.n.Load(), restarts)
+	t.Logf("%d journal rows committed through %d kill -9, two source restarts and a %v sink outage; %v restarts after the last kill", jw.n.Load(), kills, outage, restarts)
 }
 
 func sqliteItemsKV(db *sql.DB) (map[int64]string, error) {

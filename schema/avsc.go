@@ -222,9 +222,15 @@ func (w *schemaWriter) base(b []byte, ns string, t *Type, path string) ([]byte, 
 		full = AvroFullName(full)
 		// A record may be defined once per schema; a second column of the
 		// same struct type refers to it, but a different struct under the
-		// same name cannot be written in Avro at all.
+		// same name cannot be written in Avro at all. The comparison leaves
+		// the parameters out: the AvroConverter writes the first column's
+		// record and refers to it from the others, whose parameters (their
+		// __debezium.source.column.* among them) are then lost, as with
+		// Debezium (DBZ-6964).
 		sa := newSchemaWriter(w.topic)
-		standalone, err := sa.record(nil, "", full, t, t.Fields, path, true)
+		bare := *t
+		bare.Params = nil
+		standalone, err := sa.record(nil, "", full, &bare, t.Fields, path, true, nestedFields)
 		if err != nil {
 			return b, err
 		}
@@ -239,14 +245,24 @@ func (w *schemaWriter) base(b []byte, ns string, t *Type, path string) ([]byte, 
 			return appendJSONString(b, full), nil
 		}
 		w.defined[full] = string(standalone)
-		return w.record(b, ns, full, t, t.Fields, path, true)
+		return w.record(b, ns, full, t, t.Fields, path, true, nestedFields)
 	}
 	return b, w.errf(path, "unknown Kind %d", t.Kind)
 }
 
+// fieldsOf says whose fields a record holds, which decides the
+// column.propagate.source.type parameters they carry.
+type fieldsOf uint8
+
+const (
+	nestedFields fieldsOf = iota // struct members, the source block: as given
+	keyFields                    // <topic>.Key: no __debezium.source.column.* parameters
+	valueFields                  // <topic>.Value: __debezium.source.column.name added
+)
+
 // record appends a record definition named full (already sanitised) with the
 // connect properties of t (nil for none).
-func (w *schemaWriter) record(b []byte, ns, full string, t *Type, fields []Column, path string, autoVersion bool) ([]byte, error) {
+func (w *schemaWriter) record(b []byte, ns, full string, t *Type, fields []Column, path string, autoVersion bool, of fieldsOf) ([]byte, error) {
 	space, name := splitFullName(full)
 	b = append(b, `{"type":"record","name":`...)
 	b = appendJSONString(b, name)
@@ -271,6 +287,9 @@ func (w *schemaWriter) record(b []byte, ns, full string, t *Type, fields []Colum
 		if i > 0 {
 			b = append(b, ',')
 		}
+		if of != nestedFields {
+			c = sourceColumnParams(c, of)
+		}
 		if b, err = w.field(b, space, c, fpath); err != nil {
 			return b, err
 		}
@@ -282,6 +301,57 @@ func (w *schemaWriter) record(b []byte, ns, full string, t *Type, fields []Colum
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// sourceColumnParams is c as Debezium's column.propagate.source.type writes
+// it in a key or value record. Debezium applies that column mapper to value
+// fields only (TableSchemaBuilder.create adds key fields without mappers), so
+// key fields keep the type's own parameters (a Decimal's scale, an Enum's
+// allowed values) but none of __debezium.source.column.*; value fields that
+// carry the source type also carry the column's own name, which the Avro
+// field name may have had to change (PropagateSourceMetadataToSchemaParameter).
+func sourceColumnParams(c *Column, of fieldsOf) *Column {
+	p := c.Type.Params
+	switch of {
+	case keyFields:
+		n := 0
+		for k := range p {
+			if strings.HasPrefix(k, sourceColumnParamPrefix) {
+				n++
+			}
+		}
+		if n == 0 {
+			return c
+		}
+		q := make(map[string]string, len(p)-n)
+		for k, v := range p {
+			if !strings.HasPrefix(k, sourceColumnParamPrefix) {
+				q[k] = v
+			}
+		}
+		if len(q) == 0 {
+			q = nil
+		}
+		cc := *c
+		cc.Type.Params = q
+		return &cc
+	case valueFields:
+		if _, typed := p[SourceColumnTypeParam]; !typed {
+			return c
+		}
+		if name, ok := p[SourceColumnNameParam]; ok && name == c.Name {
+			return c
+		}
+		q := make(map[string]string, len(p)+1)
+		for k, v := range p {
+			q[k] = v
+		}
+		q[SourceColumnNameParam] = c.Name
+		cc := *c
+		cc.Type.Params = q
+		return &cc
+	}
+	return c
 }
 
 func hasConnectProps(t *Type) bool {
@@ -396,13 +466,15 @@ func decimalScalePrecision(t *Type) (scale, precision int, err error) {
 // paramRank orders the parameters whose position Debezium's builders fix:
 // the type's own parameters first, then those of column.propagate.source.type.
 var paramRank = map[string]int{
-	DecimalScaleParam:       1,
-	DecimalPrecisionParam:   2,
-	EnumAllowedParam:        3,
-	BitsLengthParam:         4,
-	SourceColumnTypeParam:   101,
-	SourceColumnLengthParam: 102,
-	SourceColumnScaleParam:  103,
+	DecimalScaleParam:        1,
+	DecimalPrecisionParam:    2,
+	EnumAllowedParam:         3,
+	BitsLengthParam:          4,
+	SourceColumnTypeParam:    101,
+	SourceColumnLengthParam:  102,
+	SourceColumnScaleParam:   103,
+	SourceColumnCommentParam: 104,
+	SourceColumnNameParam:    105,
 }
 
 // orderedParams gives the map's keys in a fixed order: ranked keys, then other
@@ -514,7 +586,7 @@ func keySchemaJSON(t *Table) (string, error) {
 	}
 	full := topic + ".Key"
 	w.reserve(full)
-	b, err := w.record(make([]byte, 0, 256), "", full, &Type{Name: full}, cols, "", false)
+	b, err := w.record(make([]byte, 0, 256), "", full, &Type{Name: full}, cols, "", false, keyFields)
 	if err != nil {
 		return "", err
 	}
@@ -539,11 +611,11 @@ func valueSchemaJSON(t *Table, src *SourceBlock) (string, error) {
 	b = appendJSONString(b, topic)
 	b = append(b, `,"fields":[{"name":"before","type":["null",`...)
 	var err error
-	if b, err = w.record(b, topic, valueName, &Type{Name: valueName}, t.Columns, "", false); err != nil {
+	if b, err = w.record(b, topic, valueName, &Type{Name: valueName}, t.Columns, "", false, valueFields); err != nil {
 		return "", err
 	}
 	b = append(b, `],"default":null},{"name":"after","type":["null","Value"],"default":null},{"name":"source","type":`...)
-	if b, err = w.record(b, topic, srcName, &Type{Name: srcName, Version: src.Version}, src.Fields, "source", false); err != nil {
+	if b, err = w.record(b, topic, srcName, &Type{Name: srcName, Version: src.Version}, src.Fields, "source", false, nestedFields); err != nil {
 		return "", err
 	}
 	b = append(b, `},{"name":"transaction","type":["null",{"type":"record","name":"block","namespace":"event","fields":[`+

@@ -137,7 +137,7 @@ func nilRowDecoded() map[string]any {
 
 func pgSource(lsn any) []any {
 	return []any{"3.0.0.tributary", "postgresql", "srv", int64(1700000000123), "false", "db1", nil,
-		int64(1700000000123456), int64(1700000000123456000), "public", "all_kinds", int64(777), lsn, nil}
+		int64(1700000000123456), int64(1700000000123456000), "public", "all_kinds", int64(777), lsn, nil, nil, nil}
 }
 
 // unwrapUnions turns hamba's generic union encoding ({"branch": v}) into the
@@ -288,7 +288,7 @@ func TestRoundTripAllKinds(t *testing.T) {
 		"after":  fullRowDecoded(),
 		"source": map[string]any{"version": "3.0.0.tributary", "connector": "postgresql", "name": "srv", "ts_ms": int64(1700000000123),
 			"snapshot": "false", "db": "db1", "sequence": nil, "ts_us": int64(1700000000123456), "ts_ns": int64(1700000000123456000),
-			"schema": "public", "table": "all_kinds", "txId": int64(777), "lsn": int64(99), "xmin": nil},
+			"schema": "public", "table": "all_kinds", "txId": int64(777), "lsn": int64(99), "xmin": nil, "origin": nil, "origin_lsn": nil},
 		"transaction": map[string]any{"id": "777:99", "total_order": int64(3), "data_collection_order": int64(2)},
 		"op":          "u", "ts_ms": int64(1700000000987), "ts_us": int64(1700000000987654), "ts_ns": int64(1700000000987654000),
 	}
@@ -454,7 +454,7 @@ func TestWrongTypeErrors(t *testing.T) {
 		t.Errorf("arity error: %v", err)
 	}
 	if _, err := c.AppendEnvelope(nil, &Envelope{Op: OpCreate, Source: pgSource(nil)[:5]}); err == nil ||
-		!strings.Contains(err.Error(), "source has 5 values, source block has 14 fields") {
+		!strings.Contains(err.Error(), "source has 5 values, source block has 16 fields") {
 		t.Errorf("source arity error: %v", err)
 	}
 }

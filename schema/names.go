@@ -18,9 +18,37 @@ func AvroFullName(s string) string {
 	return strings.Join(parts, ".")
 }
 
-// AvroFieldName makes a column name a valid Avro field name with the same
-// replacement rule as AvroFullName ('.' is replaced too).
-func AvroFieldName(s string) string { return avroIdent(s) }
+// AvroFieldName makes a column name a valid Avro field name the way
+// Debezium's field.name.adjustment.mode=avro does
+// (SchemaNameAdjuster.AVRO_FIELD_NAMER): every UTF-16 code unit outside
+// [A-Za-z0-9_] becomes '_' ('.' too), and a leading digit is kept after the
+// '_' that replaces it ("1st" -> "_1st"), so names differing only there stay
+// apart. The source's own spelling travels in __debezium.source.column.name.
+func AvroFieldName(s string) string {
+	if s == "" {
+		return "_"
+	}
+	if validIdent(s) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z'):
+			b.WriteRune(r)
+		case r >= '0' && r <= '9':
+			if i == 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r)
+		case r > 0xFFFF:
+			b.WriteString("__") // a surrogate pair in Java's String
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
 
 func avroIdent(s string) string {
 	if s == "" {

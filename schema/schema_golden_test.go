@@ -76,6 +76,7 @@ func TestGoldenDebezium2Postgres(t *testing.T) {
 	// shorter snapshot enum; everything else is what PostgresSource gives.
 	src := PostgresSource()
 	src.Version = 0
+	src.Fields = src.Fields[:PGSrcXmin+1] // origin and origin_lsn came with 3.x
 	src.Fields[SrcSnapshot].Type.Params = map[string]string{EnumAllowedParam: "true,last,false,incremental"}
 	text := func() *Type { return &Type{Kind: String} }
 	tbl := &Table{
@@ -132,7 +133,7 @@ func TestSchemaPropertyLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"price": `{"name":"price","type":{"type":"bytes","scale":2,"precision":10,"connect.version":1,"connect.parameters":{"scale":"2","connect.decimal.precision":"10","__debezium.source.column.type":"NUMERIC","__debezium.source.column.length":"10","__debezium.source.column.scale":"2"},"connect.name":"org.apache.kafka.connect.data.Decimal","logicalType":"decimal"}}`,
+		"price": `{"name":"price","type":{"type":"bytes","scale":2,"precision":10,"connect.version":1,"connect.parameters":{"scale":"2","connect.decimal.precision":"10","__debezium.source.column.type":"NUMERIC","__debezium.source.column.length":"10","__debezium.source.column.scale":"2","__debezium.source.column.name":"price"},"connect.name":"org.apache.kafka.connect.data.Decimal","logicalType":"decimal"}}`,
 		"small": `{"name":"small","type":{"type":"int","connect.type":"int16"}}`,
 		"tiny":  `{"name":"tiny","type":["null",{"type":"int","connect.type":"int8"}],"default":null}`,
 		"n":     `{"name":"n","type":["null",{"type":"record","name":"VariableScaleDecimal","namespace":"io.debezium.data","fields":[{"name":"scale","type":"int"},{"name":"value","type":"bytes"}],"connect.doc":"Variable scaled decimal","connect.version":1,"connect.name":"io.debezium.data.VariableScaleDecimal"}],"default":null}`,
@@ -180,7 +181,7 @@ func TestSchemaDeterministic(t *testing.T) {
 		}
 	}
 	// __debezium.* come after the type's own parameters; the rest sorted.
-	if !bytes.Contains([]byte(c0.ValueSchema()), []byte(`{"scale":"4","connect.decimal.precision":"12","u":"u!","v":"v!","w":"w!","x":"x!","y":"y!","z":"z!","__debezium.source.column.type":"__debezium.source.column.type!","__debezium.source.column.length":"__debezium.source.column.length!","__debezium.source.column.comment":"__debezium.source.column.comment!"}`)) {
+	if !bytes.Contains([]byte(c0.ValueSchema()), []byte(`{"scale":"4","connect.decimal.precision":"12","u":"u!","v":"v!","w":"w!","x":"x!","y":"y!","z":"z!","__debezium.source.column.type":"__debezium.source.column.type!","__debezium.source.column.length":"__debezium.source.column.length!","__debezium.source.column.comment":"__debezium.source.column.comment!","__debezium.source.column.name":"d"}`)) {
 		t.Errorf("parameter order: %s", c0.ValueSchema())
 	}
 }
@@ -211,7 +212,9 @@ func TestSchemaNamesSanitised(t *testing.T) {
 	for _, f := range rs.Fields()[0].Type().(*avro.UnionSchema).Types()[1].(*avro.RecordSchema).Fields() {
 		names = append(names, f.Name())
 	}
-	if !reflect.DeepEqual(names, []string{"order_id", "_st", "_n_"}) {
+	// Debezium's field.name.adjustment.mode=avro: a leading digit is kept
+	// after the '_' that replaces it.
+	if !reflect.DeepEqual(names, []string{"order_id", "_1st", "_n_"}) {
 		t.Errorf("field names %v", names)
 	}
 	if !bytes.Contains([]byte(c.KeySchema()), []byte(`"connect.name":"my_server.public._024_orders.Key"`)) {
@@ -241,7 +244,7 @@ func TestSchemaErrors(t *testing.T) {
 			{Name: "g1", Type: GeometryType()},
 			{Name: "g2", Type: func() Type {
 				g := GeometryType()
-				g.Params = map[string]string{SourceColumnTypeParam: "GEOMETRY"}
+				g.Fields = g.Fields[:1]
 				return g
 			}()},
 		}}, `column "g2": struct io.debezium.data.geometry.Geometry differs`},
@@ -256,5 +259,81 @@ func TestSchemaErrors(t *testing.T) {
 				t.Errorf("error does not name the topic: %v", err)
 			}
 		})
+	}
+}
+
+// Debezium 3.6 (PropagateSourceMetadataToSchemaParameter, applied to value
+// fields only): value fields carry __debezium.source.column.name with the
+// source's own spelling, key fields no __debezium.source.column.* at all
+// but keep their type's own parameters.
+func TestSourceColumnParams(t *testing.T) {
+	src := func(typ string, extra map[string]string) map[string]string {
+		p := map[string]string{SourceColumnTypeParam: typ, SourceColumnLengthParam: "10", SourceColumnScaleParam: "0"}
+		for k, v := range extra {
+			p[k] = v
+		}
+		return p
+	}
+	dec := DecimalType(10, 2)
+	for k, v := range src("NUMERIC", nil) {
+		dec.Params[k] = v
+	}
+	geo := func(typ string) Type { g := GeometryType(); g.Params = src(typ, nil); return g }
+	tbl := &Table{
+		Topic: "srv.public.My_Table__quoted_",
+		Columns: []Column{
+			{Name: "select", Type: Type{Kind: Int32, Params: src("INT4", nil)}},
+			{Name: "col with space", Type: dec},
+			{Name: "ünïcödé 列", Type: Type{Kind: String, Params: src("TEXT", nil)}, Optional: true},
+			{Name: "g1", Type: geo("GEOMETRY"), Optional: true},
+			{Name: "g 2", Type: geo("POINT"), Optional: true},
+			{Name: "plain", Type: Type{Kind: String}, Optional: true},
+		},
+		Key: []int{0, 1},
+	}
+	c, err := NewCodec(tbl, PostgresSource())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKey := `{"type":"record","name":"Key","namespace":"srv.public.My_Table__quoted_","fields":[` +
+		`{"name":"select","type":"int"},` +
+		`{"name":"col_with_space","type":{"type":"bytes","scale":2,"precision":10,"connect.version":1,"connect.parameters":{"scale":"2","connect.decimal.precision":"10"},"connect.name":"org.apache.kafka.connect.data.Decimal","logicalType":"decimal"}}],` +
+		`"connect.name":"srv.public.My_Table__quoted_.Key"}`
+	if ks := c.KeySchema(); ks != wantKey {
+		t.Errorf("key schema\n got: %s\nwant: %s", ks, wantKey)
+	}
+	vs := c.ValueSchema()
+	for _, frag := range []string{
+		`{"name":"select","type":{"type":"int","connect.parameters":{"__debezium.source.column.type":"INT4","__debezium.source.column.length":"10","__debezium.source.column.scale":"0","__debezium.source.column.name":"select"}}}`,
+		`{"name":"col_with_space","type":{"type":"bytes","scale":2,"precision":10,"connect.version":1,"connect.parameters":{"scale":"2","connect.decimal.precision":"10","__debezium.source.column.type":"NUMERIC","__debezium.source.column.length":"10","__debezium.source.column.scale":"0","__debezium.source.column.name":"col with space"},`,
+		`{"name":"_n_c_d___","type":["null",{"type":"string","connect.parameters":{"__debezium.source.column.type":"TEXT","__debezium.source.column.length":"10","__debezium.source.column.scale":"0","__debezium.source.column.name":"ünïcödé 列"}}],"default":null}`,
+		// The first Geometry column defines the record with its parameters;
+		// the second refers to it, as the AvroConverter writes it.
+		`"connect.parameters":{"__debezium.source.column.type":"GEOMETRY","__debezium.source.column.length":"10","__debezium.source.column.scale":"0","__debezium.source.column.name":"g1"},"connect.name":"io.debezium.data.geometry.Geometry"}],"default":null}`,
+		`{"name":"g_2","type":["null","io.debezium.data.geometry.Geometry"],"default":null}`,
+		// No source type, no column.propagate.source.type parameters.
+		`{"name":"plain","type":["null","string"],"default":null}`,
+	} {
+		if !bytes.Contains([]byte(vs), []byte(frag)) {
+			t.Errorf("value schema lacks\n%s\nin\n%s", frag, vs)
+		}
+	}
+	if _, err := avro.ParseWithCache(vs, "", &avro.SchemaCache{}); err != nil {
+		t.Fatalf("hamba/avro rejects: %v", err)
+	}
+	// The Table itself is not changed by writing its schemas.
+	if _, ok := tbl.Columns[0].Type.Params[SourceColumnNameParam]; ok {
+		t.Error("NewCodec wrote into the table's parameter map")
+	}
+}
+
+func TestAvroFieldNameDebezium(t *testing.T) {
+	for in, want := range map[string]string{
+		"select": "select", "col with space": "col_with_space", "ünïcödé 列": "_n_c_d___",
+		"1st": "_1st", "a1": "a1", "a.b": "a_b", "x😀": "x__", "_ok": "_ok",
+	} {
+		if got := AvroFieldName(in); got != want {
+			t.Errorf("AvroFieldName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

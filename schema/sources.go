@@ -40,16 +40,20 @@ const (
 
 // Indexes of the PostgreSQL-specific fields in Envelope.Source.
 const (
-	PGSrcSchema = SrcTsNs + 1 + iota // string
-	PGSrcTable                       // string
-	PGSrcTxID                        // int64|nil
-	PGSrcLSN                         // int64|nil
-	PGSrcXmin                        // int64|nil
+	PGSrcSchema    = SrcTsNs + 1 + iota // string
+	PGSrcTable                          // string
+	PGSrcTxID                           // int64|nil
+	PGSrcLSN                            // int64|nil
+	PGSrcXmin                           // int64|nil
+	PGSrcOrigin                         // string|nil
+	PGSrcOriginLSN                      // int64|nil
 )
 
-// PostgresSource is Debezium 3.x's io.debezium.connector.postgresql.Source
+// PostgresSource is Debezium 3.6's io.debezium.connector.postgresql.Source
 // (PostgresSourceInfoStructMaker): the common fields, then schema, table,
-// txId, lsn, xmin. It returns a fresh value each call.
+// txId, lsn, xmin, origin, origin_lsn. origin and origin_lsn are the
+// replication origin of the transaction (pgoutput's ORIGIN message), null
+// when it has none. It returns a fresh value each call.
 func PostgresSource() *SourceBlock {
 	f := commonSourceFields()
 	f = append(f,
@@ -58,6 +62,8 @@ func PostgresSource() *SourceBlock {
 		Column{Name: "txId", Type: Type{Kind: Int64}, Optional: true},
 		Column{Name: "lsn", Type: Type{Kind: Int64}, Optional: true},
 		Column{Name: "xmin", Type: Type{Kind: Int64}, Optional: true},
+		Column{Name: "origin", Type: Type{Kind: String}, Optional: true},
+		Column{Name: "origin_lsn", Type: Type{Kind: Int64}, Optional: true},
 	)
 	return &SourceBlock{Name: "io.debezium.connector.postgresql.Source", Version: 1, Fields: f}
 }
@@ -90,4 +96,34 @@ func MySQLSource() *SourceBlock {
 		Column{Name: "query", Type: Type{Kind: String}, Optional: true},
 	)
 	return &SourceBlock{Name: "io.debezium.connector.mysql.Source", Version: 1, Fields: f}
+}
+
+// Debezium's source.snapshot values (SnapshotRecord).
+const (
+	SnapshotFirst                 = "first"
+	SnapshotFirstInDataCollection = "first_in_data_collection"
+	SnapshotTrue                  = "true"
+	SnapshotLastInDataCollection  = "last_in_data_collection"
+	SnapshotLast                  = "last"
+	SnapshotFalse                 = "false"
+)
+
+// SnapshotMarker is the source.snapshot value of a snapshot row, as
+// Debezium 3.6's RelationalSnapshotChangeEventSource.SnapshotMarkerResolver
+// picks it: the last row of the whole snapshot is "last", else its first
+// row "first", else a table's last row "last_in_data_collection", else a
+// table's first row "first_in_data_collection", else "true". A table of
+// one row is thus "last_in_data_collection" (or "first"/"last").
+func SnapshotMarker(firstInSnapshot, lastInSnapshot, firstInTable, lastInTable bool) string {
+	switch {
+	case lastInSnapshot:
+		return SnapshotLast
+	case firstInSnapshot:
+		return SnapshotFirst
+	case lastInTable:
+		return SnapshotLastInDataCollection
+	case firstInTable:
+		return SnapshotFirstInDataCollection
+	}
+	return SnapshotTrue
 }

@@ -51,10 +51,19 @@ const (
 	// BitsLengthParam is the bit length of io.debezium.data.Bits.
 	BitsLengthParam = "length"
 
-	// Written by Debezium's column.propagate.source.type.
-	SourceColumnTypeParam   = "__debezium.source.column.type"
-	SourceColumnLengthParam = "__debezium.source.column.length"
-	SourceColumnScaleParam  = "__debezium.source.column.scale"
+	// Written by Debezium's column.propagate.source.type
+	// (PropagateSourceMetadataToSchemaParameter), in this order, on value
+	// fields only. The schema writer adds SourceColumnNameParam itself to
+	// every value column that carries SourceColumnTypeParam, and leaves all
+	// of them out of key fields, as Debezium 3.6 does. Comments are written
+	// only with include.schema.comments, which tributary does not offer.
+	SourceColumnTypeParam    = "__debezium.source.column.type"
+	SourceColumnLengthParam  = "__debezium.source.column.length"
+	SourceColumnScaleParam   = "__debezium.source.column.scale"
+	SourceColumnCommentParam = "__debezium.source.column.comment"
+	SourceColumnNameParam    = "__debezium.source.column.name"
+
+	sourceColumnParamPrefix = "__debezium.source.column."
 )
 
 // DecimalType is org.apache.kafka.connect.data.Decimal with the given scale;
@@ -92,6 +101,30 @@ func GeometryType() Type {
 		Doc: "Geometry",
 		Fields: []Column{
 			{Name: "wkb", Type: Type{Kind: Bytes}},
+			{Name: "srid", Type: Type{Kind: Int32}, Optional: true},
+		}}
+}
+
+// GeographyType is Debezium's io.debezium.data.geometry.Geography (PostGIS
+// geography): Go value []any{[]byte wkb, int32 srid or nil}.
+func GeographyType() Type {
+	t := GeometryType()
+	t.Name, t.Doc = GeographyName, "Geography"
+	return t
+}
+
+// PointName is Debezium's io.debezium.data.geometry.Point.
+const PointName = "io.debezium.data.geometry.Point"
+
+// PointType is Debezium's io.debezium.data.geometry.Point (PostgreSQL point,
+// MySQL POINT): Go value []any{float64 x, float64 y, []byte wkb or nil,
+// int32 srid or nil}.
+func PointType() Type {
+	return Type{Kind: Struct, Name: PointName, Version: 1, Doc: "Geometry (POINT)",
+		Fields: []Column{
+			{Name: "x", Type: Type{Kind: Float64}},
+			{Name: "y", Type: Type{Kind: Float64}},
+			{Name: "wkb", Type: Type{Kind: Bytes}, Optional: true},
 			{Name: "srid", Type: Type{Kind: Int32}, Optional: true},
 		}}
 }

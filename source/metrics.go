@@ -15,6 +15,10 @@ type Metrics struct {
 	SnapshotRunning *prometheus.GaugeVec   // connector: 1 while a snapshot runs
 	LagBytes        *prometheus.GaugeVec   // connector: e.g. pg_current_wal_lsn - confirmed_flush_lsn
 	CommittedOffset *prometheus.GaugeVec   // connector: last durable position as a number (LSN, binlog pos)
+	// ResnapshotRequests counts tables whose rows changed in a way no change
+	// event carries (e.g. a column added with a non-constant default) and
+	// that need reading again: connector, table, reason.
+	ResnapshotRequests *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them on reg.
@@ -44,10 +48,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		CommittedOffset: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tributary_source_committed_position", Help: "Last durable source position (LSN or binlog position).",
 		}, []string{"connector"}),
+		ResnapshotRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_source_resnapshot_requests_total",
+			Help: "Tables whose existing rows changed without change events (a column added with a non-constant default) and need reading again.",
+		}, []string{"connector", "table", "reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.EventsProduced, m.BytesProduced, m.ProducerErrors, m.SnapshotRows,
-			m.SnapshotTotal, m.SnapshotRunning, m.LagBytes, m.CommittedOffset)
+			m.SnapshotTotal, m.SnapshotRunning, m.LagBytes, m.CommittedOffset, m.ResnapshotRequests)
 	}
 	return m
 }

@@ -269,7 +269,7 @@ func planVerify(ctx context.Context, p *config.Pipeline, name string, log *slog.
 		}
 		prefix := scfg.TopicPrefix()
 		for _, t := range tables {
-			topic := prefix + "." + t[0] + "." + t[1]
+			topic := source.TopicName(prefix, t[0], t[1])
 			if !consumes(topic) {
 				continue
 			}

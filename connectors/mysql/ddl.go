@@ -84,8 +84,9 @@ var (
 		regexp.MustCompile(`(?i)\bINVISIBLE\b`),
 		regexp.MustCompile(`(?i)\bCOMPRESSED\b`),
 	}
-	persistentRe = regexp.MustCompile(`(?i)\bPERSISTENT\b`)
-	tableDDLRe   = regexp.MustCompile(`(?is)^\s*(?:/\*.*?\*/\s*)*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b(?:\s+OR\s+REPLACE)?(?:\s+(?:TEMPORARY|ONLINE|IGNORE))*\s+(TABLE|TABLES|DATABASE|SCHEMA)\b`)
+	persistentRe  = regexp.MustCompile(`(?i)\bPERSISTENT\b`)
+	defaultExprRe = regexp.MustCompile(`(?i)\bDEFAULT\s*\(`)
+	tableDDLRe    = regexp.MustCompile(`(?is)^\s*(?:/\*.*?\*/\s*)*(CREATE|ALTER|DROP|RENAME|TRUNCATE)\b(?:\s+OR\s+REPLACE)?(?:\s+(?:TEMPORARY|ONLINE|IGNORE))*\s+(TABLE|TABLES|DATABASE|SCHEMA)\b`)
 )
 
 // maskQuoted blanks the inside of string literals and comments so regular
@@ -120,6 +121,9 @@ func maskQuoted(s string) string {
 	return string(b)
 }
 
+// defaultExprStandIn names the function a DEFAULT (expression) is parsed as.
+const defaultExprStandIn = "tributary_default_expression"
+
 // rewrite prepares a statement for the TiDB parser: unknown column types
 // become stand-ins (remembered by column name) and MariaDB-only clauses the
 // row image does not depend on are removed.
@@ -151,6 +155,27 @@ func rewrite(sql string) (out string, typeOverride map[string]string, replace bo
 	}
 	for _, m := range persistentRe.FindAllStringIndex(masked, -1) {
 		edits = append(edits, edit{m[0], m[1], "STORED"})
+	}
+	// DEFAULT (expression), which MariaDB allows and the TiDB parser
+	// refuses: a call of a stand-in function, so the default reads as not a
+	// constant (the expression itself is of no use to the schema).
+	for _, m := range defaultExprRe.FindAllStringIndex(masked, -1) {
+		open := m[1] - 1
+		depth, end := 0, -1
+		for i := open; i < len(masked) && end < 0; i++ {
+			switch masked[i] {
+			case '(':
+				depth++
+			case ')':
+				depth--
+				if depth == 0 {
+					end = i + 1
+				}
+			}
+		}
+		if end > 0 {
+			edits = append(edits, edit{open, end, defaultExprStandIn + "()"})
+		}
 	}
 	// Apply from the end so earlier offsets stay valid.
 	for i := 1; i < len(edits); i++ {
@@ -478,6 +503,8 @@ func (d *ddlParser) column(cd *ast.ColumnDef, overrides map[string]string, table
 			if isJSONValidOf(o.Expr, name) {
 				isJSON = true
 			}
+		case ast.ColumnOptionDefaultValue:
+			setDefault(&c, o.Expr)
 		}
 	}
 	if charset == "" && ft.GetCollate() != "" {
@@ -766,6 +793,21 @@ func (d *ddlParser) alterSpec(cat *catalog, t *tableDef, spec *ast.AlterTableSpe
 		}
 		if pk {
 			t.PK = []string{c.Name}
+		}
+	case ast.AlterTableAlterColumn:
+		// ALTER COLUMN c SET DEFAULT x / DROP DEFAULT.
+		if len(spec.NewColumns) == 0 {
+			return nil
+		}
+		i := t.colIndex(spec.NewColumns[0].Name.Name.O)
+		if i < 0 {
+			return fmt.Errorf("ALTER COLUMN %q: no such column", spec.NewColumns[0].Name.Name.O)
+		}
+		t.Columns[i].HasDefault, t.Columns[i].DefaultExpr = false, nil
+		// SET DEFAULT comes as the one option (of no type) with the value;
+		// DROP DEFAULT as none.
+		if opts := spec.NewColumns[0].Options; len(opts) == 1 && opts[0].Expr != nil {
+			setDefault(&t.Columns[i], opts[0].Expr)
 		}
 	case ast.AlterTableRenameColumn:
 		i := t.colIndex(spec.OldColumnName.Name.O)

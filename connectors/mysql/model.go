@@ -25,6 +25,14 @@ type colDef struct {
 	AutoIncremented bool     `json:"autoIncremented,omitempty"`
 	Generated       bool     `json:"generated,omitempty"`
 	EnumValues      []string `json:"enumValues,omitempty"`
+	// HasDefault and DefaultExpr are Debezium's hasDefaultValue and
+	// defaultValueExpression: the default as literal text (a string's
+	// characters unquoted, a number's digits, a bit string's binary
+	// digits). A default that is not a constant (CURRENT_TIMESTAMP, uuid(),
+	// an expression) has HasDefault with no DefaultExpr; a NULL default
+	// counts as none.
+	HasDefault  bool    `json:"hasDefaultValue"` // always written, as Debezium does
+	DefaultExpr *string `json:"defaultValueExpression,omitempty"`
 }
 
 // tableDef is a table's shape at one binlog position.

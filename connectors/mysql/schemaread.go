@@ -78,7 +78,8 @@ func readCatalog(conn *client.Conn, f filter, dp *ddlParser, flavor string) (*ca
 		}
 	}
 
-	rows, err = query(conn, "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IFNULL(CHARACTER_SET_NAME,''), IS_NULLABLE, IFNULL(EXTRA,''), DATA_TYPE "+
+	rows, err = query(conn, "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IFNULL(CHARACTER_SET_NAME,''), IS_NULLABLE, IFNULL(EXTRA,''), DATA_TYPE, "+
+		"COLUMN_DEFAULT IS NULL, IFNULL(COLUMN_DEFAULT,'') "+
 		"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA IN "+inList+" ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION")
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading columns: %w", err)
@@ -97,6 +98,9 @@ func readCatalog(conn *client.Conn, f filter, dp *ddlParser, flavor string) (*ca
 			strings.Contains(extra, "stored") || strings.Contains(extra, "persistent")
 		if jsonCols[id][strings.ToLower(c.Name)] && kindOf(c.TypeName) == kString {
 			c.TypeName, c.TypeExpression, c.Length, c.Charset = "JSON", "json", nil, ""
+		}
+		if r[8] == "0" && !c.Generated {
+			infoSchemaDefault(&c, &r[9])
 		}
 		t.Columns = append(t.Columns, c)
 	}

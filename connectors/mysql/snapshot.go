@@ -207,14 +207,14 @@ type heldRow struct {
 	src []any
 }
 
+// next is the mark of a row that is not its table's last (that one is held
+// back and marked at the end): the first such row of the snapshot is
+// "first", a table's first row "first_in_data_collection", others "true".
 func (m *snapshotMarks) next(firstInTable bool) string {
-	if m.firstDone.CompareAndSwap(false, true) {
-		return "first"
+	if !firstInTable {
+		return schema.SnapshotTrue
 	}
-	if firstInTable {
-		return "first_in_data_collection"
-	}
-	return "true"
+	return schema.SnapshotMarker(m.firstDone.CompareAndSwap(false, true), false, true, false)
 }
 
 // takeSnapshot reads every captured table inside one consistent snapshot,
@@ -443,12 +443,13 @@ func (c *Connector) readTables(ctx context.Context, r *run, sc *snapshotConns, p
 			held = append(held, h)
 		}
 	}
+	// A table of one row has only its held row, which is its last: if
+	// every table read had one row or none, the first of them opens the
+	// snapshot (schema.SnapshotMarker: "first" wins over
+	// "last_in_data_collection", "last" over both).
+	noFirst := !marks.firstDone.Load()
 	for i, h := range held {
-		mark := "last_in_data_collection"
-		if i == len(held)-1 {
-			mark = "last"
-		}
-		h.src[schema.SrcSnapshot] = mark
+		h.src[schema.SrcSnapshot] = schema.SnapshotMarker(noFirst && i == 0, i == len(held)-1, false, true)
 		if _, err := r.em.emit(ctx, h.ts, schema.OpRead, nil, h.row, h.src); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/source"
 )
 
 // streamer follows the binlog from a position between two transactions.
@@ -486,6 +488,7 @@ func (s *streamer) addCurrent(g gomysql.GTIDSet) {
 }
 
 func (s *streamer) ddl(ctx context.Context, h *replication.EventHeader, e *replication.QueryEvent, q string) error {
+	before := maps.Clone(s.cat.tables) // apply replaces the shapes it changes
 	res, err := s.r.ddl.apply(s.cat, s.r.filter, string(e.Schema), q)
 	at := fmt.Sprintf("%s:%d", s.file, h.LogPos-h.EventSize)
 	if err != nil {
@@ -510,6 +513,9 @@ func (s *streamer) ddl(ctx context.Context, h *replication.EventHeader, e *repli
 			delete(s.r.states, id)
 			if s.r.filter.captured(id.DB, id.Table) {
 				s.c.log.Info("schema change", "table", id.String(), "change", ch.Type, "at", at, "ddl", clip(q, 200))
+				if ch.Type == "ALTER" && ch.Table != nil && before[id] != nil {
+					s.addedWithoutDefault(id, before[id], ch.Table)
+				}
 			}
 		}
 	}
@@ -529,6 +535,21 @@ func (s *streamer) ddl(ctx context.Context, h *replication.EventHeader, e *repli
 		s.emittedSinceCheckpoint += n
 	}
 	return nil
+}
+
+// addedWithoutDefault asks for a re-read of the table when ALTER TABLE
+// added a column whose default the schema does not carry: the server filled
+// the existing rows with values no row event holds.
+func (s *streamer) addedWithoutDefault(id tableID, old, now *tableDef) {
+	for _, d := range now.Columns {
+		if !d.HasDefault || old.colIndex(d.Name) >= 0 {
+			continue
+		}
+		c := compileColumn(d, false)
+		if _, reason, detail := c.defaultValue(); reason != "" {
+			source.RequestResnapshot(s.r.rt, s.c.log, s.c.name, id.String(), d.Name, reason, detail)
+		}
+	}
 }
 
 func clip(s string, n int) string {

@@ -19,20 +19,7 @@ const Version = "tributary-0.1.0"
 
 // topicName is <prefix>.<db>.<table>, with characters Kafka refuses in
 // topic names replaced by '_' (as Debezium's topic naming does).
-func topicName(prefix string, id tableID) string {
-	sanitize := func(s string) string {
-		var b strings.Builder
-		for _, r := range s {
-			if (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || r == '_' || r == '-' {
-				b.WriteRune(r)
-			} else {
-				b.WriteByte('_')
-			}
-		}
-		return b.String()
-	}
-	return prefix + "." + sanitize(id.DB) + "." + sanitize(id.Table)
-}
+func topicName(prefix string, id tableID) string { return source.TopicName(prefix, id.DB, id.Table) }
 
 // tableState is a captured table at its current shape, ready to encode.
 type tableState struct {
@@ -78,7 +65,9 @@ func newTableState(prefix string, def *tableDef, keyCols []string) (*tableState,
 		ts.cols = append(ts.cols, c)
 		// Non-key columns are optional whatever their NOT NULL, so adding,
 		// dropping or tightening a column stays BACKWARD compatible.
-		st.Columns = append(st.Columns, schema.Column{Name: d.Name, Type: c.connectType(), Optional: !isKey[i]})
+		t := c.connectType()
+		t.Default, _, _ = c.defaultValue()
+		st.Columns = append(st.Columns, schema.Column{Name: d.Name, Type: t, Optional: !isKey[i]})
 	}
 	ts.st = st
 	ts.chunkOK = len(def.PK) > 0

@@ -27,7 +27,7 @@ import (
 )
 
 // PointName is Debezium's io.debezium.data.geometry.Point.
-const PointName = "io.debezium.data.geometry.Point"
+const PointName = schema.PointName
 
 // column is a colDef compiled for decoding.
 type column struct {
@@ -194,13 +194,7 @@ func (c *column) connectType() schema.Type {
 	case kGeometry:
 		return with(schema.GeometryType())
 	case kPoint:
-		return with(schema.Type{Kind: schema.Struct, Name: PointName, Version: 1, Doc: "Geometry (POINT)",
-			Fields: []schema.Column{
-				{Name: "x", Type: schema.Type{Kind: schema.Float64}},
-				{Name: "y", Type: schema.Type{Kind: schema.Float64}},
-				{Name: "wkb", Type: schema.Type{Kind: schema.Bytes}, Optional: true},
-				{Name: "srid", Type: schema.Type{Kind: schema.Int32}, Optional: true},
-			}})
+		return with(schema.PointType())
 	}
 	// kString, kInet6, kUUID and types Debezium does not know travel as text.
 	return with(schema.Type{Kind: schema.String})
@@ -408,12 +402,16 @@ func (c *column) temporal(s string) (any, error) {
 }
 
 // geometry splits MySQL's internal value (4-byte little-endian SRID, then
-// WKB) into Debezium's Geometry or Point struct.
+// WKB) into Debezium's Geometry or Point struct. SRID 0 (none) is null, as
+// Debezium's BinlogGeometry has it.
 func (c *column) geometry(b []byte) (any, error) {
 	if len(b) < 4 {
 		return nil, fmt.Errorf("geometry value of %d bytes is too short", len(b))
 	}
-	srid := int32(binary.LittleEndian.Uint32(b[:4]))
+	var srid any
+	if n := int32(binary.LittleEndian.Uint32(b[:4])); n != 0 {
+		srid = n
+	}
 	wkb := append([]byte(nil), b[4:]...)
 	if c.kind == kGeometry {
 		return []any{wkb, srid}, nil

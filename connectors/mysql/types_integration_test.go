@@ -96,7 +96,8 @@ var matrixWant = map[string]any{
 	"j":   `{"a": [1, 2.5, "x"], "b": null}`,
 	"g": map[string]any{"wkb": mustHex("01020000000200000000000000000000000000000000000000000000000000f03f000000000000f03f"),
 		"srid": 4326},
-	"p":  map[string]any{"x": 1.5, "y": -2.25, "wkb": mustHex("0101000000000000000000f83f00000000000002c0"), "srid": 0},
+	// SRID 0 (none) is null, as Debezium's BinlogGeometry.
+	"p":  map[string]any{"x": 1.5, "y": -2.25, "wkb": mustHex("0101000000000000000000f83f00000000000002c0"), "srid": nil},
 	"l1": "café",
 	"ip": "::ffff:1.2.3.4",
 	"u":  "123e4567-e89b-12d3-a456-426614174000", // no Debezium mapping: text
@@ -105,8 +106,10 @@ var matrixWant = map[string]any{
 // wantParams are the column.propagate.source.type parameters of a few
 // columns, plus the semantic type's own parameters.
 var wantParams = map[string]map[string]string{
-	"d":   {"__debezium.source.column.type": "DECIMAL", "__debezium.source.column.length": "10", "__debezium.source.column.scale": "2", "scale": "2", "connect.decimal.precision": "10"},
-	"vc":  {"__debezium.source.column.type": "VARCHAR", "__debezium.source.column.length": "100"},
+	"d":   {"__debezium.source.column.type": "DECIMAL", "__debezium.source.column.length": "10", "__debezium.source.column.scale": "2", "scale": "2", "connect.decimal.precision": "10", "__debezium.source.column.name": "d"},
+	"vc":  {"__debezium.source.column.type": "VARCHAR", "__debezium.source.column.length": "100", "__debezium.source.column.name": "vc"},
+	"g":   {"__debezium.source.column.type": "GEOMETRY", "__debezium.source.column.name": "g"},
+	"p":   {"__debezium.source.column.type": "POINT", "__debezium.source.column.name": "p"},
 	"iu":  {"__debezium.source.column.type": "INT UNSIGNED"},
 	"dt6": {"__debezium.source.column.type": "DATETIME", "__debezium.source.column.length": "6"},
 	"b10": {"__debezium.source.column.type": "BIT", "__debezium.source.column.length": "10", "length": "10"},
@@ -264,6 +267,15 @@ func TestTypeMatrix(t *testing.T) {
 			t.Errorf("column %s: connect.name = %v, want %s", col, got, want)
 		}
 	}
+	// Debezium's key fields carry no column.propagate.source.type
+	// parameters.
+	keyText, err := r.rt.SchemaByID(t.Context(), r.rt.ids[lastValueSchema(r.rt, "tp."+d.name+".tm-key")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keyText != `{"type":"record","name":"Key","namespace":"tp.`+d.name+`.tm","fields":[{"name":"id","type":"int"}],"connect.name":"tp.`+d.name+`.tm.Key"}` {
+		t.Errorf("key schema %s", keyText)
+	}
 }
 
 func lastValueSchema(f *fakeRuntime, subject string) string {
@@ -310,5 +322,32 @@ func TestDDLAndInformationSchemaAgree(t *testing.T) {
 	}
 	if !reflect.DeepEqual(a.PK, b.PK) {
 		t.Errorf("pk: ddl %v, information_schema %v", a.PK, b.PK)
+	}
+
+	// Defaults: what the CREATE TABLE says and what information_schema
+	// prints give the same schema default.
+	const dfltDDL = `CREATE TABLE dflt (id int PRIMARY KEY, a int DEFAULT -3, b decimal(10,2) DEFAULT 1.5, c varchar(20) DEFAULT 'it''s \\ ok',
+ e tinyint(1) DEFAULT true, f double DEFAULT -1.5e10, g date DEFAULT '2020-02-03', h datetime(3) DEFAULT '2020-01-01 10:00:00.5',
+ i timestamp NULL DEFAULT '2020-01-01 10:00:00', j time DEFAULT '10:11:12', k enum('x','y') DEFAULT 'y', l bit(3) DEFAULT b'101',
+ m datetime DEFAULT CURRENT_TIMESTAMP, n int DEFAULT (1 + 2), o varchar(5) DEFAULT NULL, p year DEFAULT 2020, q varchar(5) DEFAULT '')`
+	d.exec(dfltDDL)
+	f = testFilter(t, d.name+".dflt")
+	if _, err := dp.apply(fromDDL, f, d.name, dfltDDL); err != nil {
+		t.Fatal(err)
+	}
+	if fromIS, _, err = readCatalog(d.conn, f, dp, flavorMariaDB); err != nil {
+		t.Fatal(err)
+	}
+	a, b = fromDDL.tables[tableID{d.name, "dflt"}], fromIS.tables[tableID{d.name, "dflt"}]
+	for i := range a.Columns {
+		ca, cb := compileColumn(a.Columns[i], false), compileColumn(b.Columns[i], false)
+		va, ra, _ := ca.defaultValue()
+		vb, rb, _ := cb.defaultValue()
+		if !reflect.DeepEqual(va, vb) || ra != rb {
+			t.Errorf("column %s default: ddl %#v (%s), information_schema %#v (%s)", a.Columns[i].Name, va, ra, vb, rb)
+		}
+		if name := a.Columns[i].Name; (va == nil) != (name == "id" || name == "m" || name == "n" || name == "o") {
+			t.Errorf("column %s: default %#v", name, va)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tributary-cdc/tributary/schema"
+	"github.com/tributary-cdc/tributary/source"
 )
 
 // colSpec is a column as both the catalog (snapshot) and a pgoutput Relation
@@ -14,6 +15,9 @@ type colSpec struct {
 	Name    string
 	TypeOID uint32
 	TypMod  int32
+	// Default is the column default as pg_get_expr prints it ("" for
+	// none). Relation messages lack it: it comes from the catalog.
+	Default string
 }
 
 // shape is one version of a captured table: its schema.Table, the decoder of
@@ -30,7 +34,12 @@ type shape struct {
 	// unknown lists columns whose type is sent as text.
 	unknown []string
 	keySet  []bool
+	// noDefault[i] says why column i's default is not in the schema
+	// (reason "" when it has none or it is there); see pgColumnDefault.
+	noDefault []defaultGap
 }
+
+type defaultGap struct{ reason, detail string }
 
 // buildShape maps columns to a schema.Table. key lists column names of the
 // message key in key order; key columns are required, every other column is
@@ -44,7 +53,7 @@ func buildShape(topicPrefix string, id tableID, cols []colSpec, key []string, ca
 		placeholder: make([]any, len(cols)),
 		keySet:      make([]bool, len(cols)),
 	}
-	s.table.Topic = topicPrefix + "." + id.Schema + "." + id.Name
+	s.table.Topic = source.TopicName(topicPrefix, id.Schema, id.Name)
 	s.table.Columns = make([]schema.Column, len(cols))
 	for _, k := range key {
 		i := -1
@@ -69,6 +78,16 @@ func buildShape(topicPrefix string, id tableID, cols []colSpec, key []string, ca
 			s.unknown = append(s.unknown, c.Name)
 		}
 		s.decoders[i] = dec
+		if c.Default != "" {
+			var g defaultGap
+			t.Default, g.reason, g.detail = pgColumnDefault(c, t, dec, cat)
+			if g.reason != "" {
+				if s.noDefault == nil {
+					s.noDefault = make([]defaultGap, len(cols))
+				}
+				s.noDefault[i] = g
+			}
+		}
 		s.table.Columns[i] = schema.Column{Name: c.Name, Type: t, Optional: !s.keySet[i]}
 		s.placeholder[i] = placeholderFor(t)
 	}
@@ -146,6 +165,8 @@ func describeChange(a, b *shape) string {
 			j := indexOfCol(a.cols, c.Name)
 			parts = append(parts, fmt.Sprintf("column %s changed type from %s to %s", c.Name,
 				kindName(a.table.Columns[j].Type), kindName(b.table.Columns[i].Type)))
+		case o.Default != c.Default:
+			parts = append(parts, fmt.Sprintf("column %s default changed from %q to %q", c.Name, o.Default, c.Default))
 		}
 	}
 	for _, c := range a.cols {

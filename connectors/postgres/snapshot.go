@@ -66,6 +66,12 @@ type snapTable struct {
 	rows    atomic.Int64
 	started atomic.Int64 // unix nanos, 0 before
 	done    atomic.Bool
+	// firstOfSnapshot: this table's first row is the first row of the
+	// whole snapshot (source.snapshot "first"); set before the readers start.
+	firstOfSnapshot bool
+	// firstOut is set by the emitting goroutine once the table's first row
+	// (or the news that it has none) has been emitted.
+	firstOut bool
 
 	gaugeRows  prometheus.Gauge
 	gaugeTotal prometheus.Gauge
@@ -73,6 +79,7 @@ type snapTable struct {
 
 // snapBatch is what workers hand to the emitting goroutine.
 type snapBatch struct {
+	t    *snapTable
 	recs []source.Record
 	// recsBuf is where recs came from; the emitter returns it to
 	// snapRecsPool once emitted.
@@ -80,12 +87,16 @@ type snapBatch struct {
 	// arena holds the bytes of recs; released once the log has
 	// acknowledged them all (when the runtime tells, else left to the GC).
 	arena *snapArena
-	// tableDone is set on the last batch of a table; lastTrue and lastLast
-	// are its final row encoded with source.snapshot "true" and "last"
-	// (nil for an empty table).
-	tableDone *snapTable
-	lastTrue  *source.Record
-	lastLast  *source.Record
+	// opens is set on the batch that holds the table's first row, or that
+	// says the table has none: the table's other batches wait for it.
+	opens *snapTable
+	// tableDone is set on the last batch of a table; lastInTable and
+	// lastLast are its final row encoded with source.snapshot
+	// "last_in_data_collection" (or "first" for a one-row first table) and
+	// "last" (nil for an empty table).
+	tableDone   *snapTable
+	lastInTable *source.Record
+	lastLast    *source.Record
 }
 
 func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pgx.Conn, cat pgtypeCatalog) (snapshotResult, error) {
@@ -107,6 +118,11 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		tables = append(tables, st)
 	}
 	sort.SliceStable(tables, func(i, j int) bool { return tables[i].ct.Estimate > tables[j].ct.Estimate })
+	if len(tables) > 0 {
+		// Tables are read largest first; the first one read opens the
+		// snapshot, as the first table in Debezium's order does.
+		tables[0].firstOfSnapshot = true
+	}
 
 	replConn, err := c.connectReplication(ctx)
 	if err != nil {
@@ -226,53 +242,14 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		c.snapshotProgress(tables, began, stopProgress)
 	}()
 
-	var held *snapBatch // final row of the table that finished last so far
-	var emitted int64
-	emit := func(r source.Record) bool {
-		if err := rt.Emit(wctx, r); err != nil {
-			fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
-			return false
-		}
-		emitted++
-		return true
-	}
+	em := &snapEmitter{ctx: wctx, rt: rt, fail: fail, firstOut: len(tables) == 0, maxWaiting: 4 * ne}
 	for b := range out {
 		if wctx.Err() != nil {
 			continue // drain so the workers can exit
 		}
-		if be, ok := rt.(source.BatchDoneEmitter); ok {
-			var done func()
-			if b.arena != nil {
-				done = b.arena.release
-			}
-			if err := be.EmitBatchDone(wctx, b.recs, done); err != nil {
-				fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
-			} else {
-				emitted += int64(len(b.recs))
-			}
-		} else {
-			for _, r := range b.recs {
-				if !emit(r) {
-					break
-				}
-			}
-		}
-		if b.recsBuf != nil {
-			clear(b.recs) // drop the references to the records' bytes
-			*b.recsBuf = b.recs[:0]
-			snapRecsPool.Put(b.recsBuf)
-		}
-		if b.tableDone == nil || b.lastTrue == nil || wctx.Err() != nil {
-			continue
-		}
-		// Hold back each table's final row until the next one finishes, so
-		// the very last record of the snapshot can carry "last".
-		if held != nil && !emit(*held.lastTrue) {
-			continue
-		}
-		bb := b
-		held = &bb
+		em.take(b)
 	}
+	em.flush()
 	close(stopProgress)
 	<-progressDone
 	defer snapChunksDrop()
@@ -282,11 +259,11 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 	if werr != nil {
 		return snapshotResult{}, werr
 	}
-	if held != nil {
-		if err := rt.Emit(ctx, *held.lastLast); err != nil {
+	if em.held != nil {
+		if err := rt.Emit(ctx, *em.held.lastLast); err != nil {
 			return snapshotResult{}, fmt.Errorf("postgres: snapshot: emit: %w", err)
 		}
-		emitted++
+		em.emitted++
 	}
 	for _, wc := range conns {
 		_, _ = wc.Exec(ctx, "COMMIT")
@@ -298,8 +275,8 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		return snapshotResult{}, fmt.Errorf("postgres: checkpoint after snapshot: %w", err)
 	}
 	el := time.Since(began)
-	c.log.Info("snapshot completed", "tables", len(tables), "rows", emitted, "duration", el.Round(time.Millisecond).String(),
-		"rows_per_sec", int64(float64(emitted)/max(el.Seconds(), 1e-9)), "consistent_point", cp.String())
+	c.log.Info("snapshot completed", "tables", len(tables), "rows", em.emitted, "duration", el.Round(time.Millisecond).String(),
+		"rows_per_sec", int64(float64(em.emitted)/max(el.Seconds(), 1e-9)), "consistent_point", cp.String())
 	res := snapshotResult{consistentPoint: cp}
 	if keepRepl {
 		res.replConn = replConn
@@ -307,11 +284,124 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 	return res, nil
 }
 
+// snapEmitter is the snapshot's emitting goroutine: it alone calls Emit.
+//
+// Encoders finish blocks out of order. A table's first row (its own
+// one-row block, dispatched first) goes out before the table's other rows,
+// and the snapshot's first row before any other, as Debezium orders them: a
+// batch that comes too early waits, within a bound that keeps memory as
+// configured (beyond it, order gives way). Each table's final row is held
+// back until the next table finishes, so that the very last record of the
+// snapshot can carry "last".
+type snapEmitter struct {
+	ctx  context.Context
+	rt   source.Runtime
+	fail func(error)
+
+	held     *snapBatch // final row of the table that finished last so far
+	emitted  int64
+	firstOut bool // the snapshot's first row has been emitted
+
+	waiting    []snapBatch
+	maxWaiting int
+}
+
+// take emits b, or keeps it until the batch it must follow has gone.
+func (e *snapEmitter) take(b snapBatch) {
+	if !e.ready(&b) && len(e.waiting) < e.maxWaiting {
+		e.waiting = append(e.waiting, b)
+		return
+	}
+	e.deliver(b)
+	for progress := b.opens != nil; progress && len(e.waiting) > 0; {
+		progress = false
+		for i := 0; i < len(e.waiting); i++ {
+			if wb := e.waiting[i]; e.ready(&wb) {
+				e.waiting = append(e.waiting[:i], e.waiting[i+1:]...)
+				e.deliver(wb)
+				progress = true
+				i--
+			}
+		}
+	}
+}
+
+// flush emits what still waits (only when a batch it waited for was lost
+// to an error).
+func (e *snapEmitter) flush() {
+	for _, b := range e.waiting {
+		if e.ctx.Err() == nil {
+			e.deliver(b)
+		}
+	}
+	e.waiting = nil
+}
+
+func (e *snapEmitter) ready(b *snapBatch) bool {
+	switch {
+	case b.t == nil:
+		return true
+	case b.opens != nil:
+		return e.firstOut || b.t.firstOfSnapshot
+	}
+	return e.firstOut && b.t.firstOut
+}
+
+func (e *snapEmitter) emit(r source.Record) bool {
+	if err := e.rt.Emit(e.ctx, r); err != nil {
+		e.fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
+		return false
+	}
+	e.emitted++
+	return true
+}
+
+// deliver emits one batch and, when it ends a table, the final row of the
+// table that ended before.
+func (e *snapEmitter) deliver(b snapBatch) {
+	if be, ok := e.rt.(source.BatchDoneEmitter); ok {
+		var done func()
+		if b.arena != nil {
+			done = b.arena.release
+		}
+		if err := be.EmitBatchDone(e.ctx, b.recs, done); err != nil {
+			e.fail(fmt.Errorf("postgres: snapshot: emit: %w", err))
+		} else {
+			e.emitted += int64(len(b.recs))
+		}
+	} else {
+		for _, r := range b.recs {
+			if !e.emit(r) {
+				break
+			}
+		}
+	}
+	if b.recsBuf != nil {
+		clear(b.recs) // drop the references to the records' bytes
+		*b.recsBuf = b.recs[:0]
+		snapRecsPool.Put(b.recsBuf)
+	}
+	if b.opens != nil {
+		b.opens.firstOut = true
+		if b.opens.firstOfSnapshot {
+			e.firstOut = true
+		}
+	}
+	if b.tableDone == nil || b.lastInTable == nil || e.ctx.Err() != nil {
+		return
+	}
+	if e.held != nil && !e.emit(*e.held.lastInTable) {
+		return
+	}
+	bb := b
+	e.held = &bb
+}
+
 // snapTable builds the shape and codec of a table from the catalog.
 func (c *connector) snapTable(ctx context.Context, rt source.Runtime, ct *catalogTable, cat pgtypeCatalog, src *schema.SourceBlock) (*snapTable, error) {
 	cols := make([]colSpec, len(ct.Columns))
 	for i, col := range ct.Columns {
-		cols[i] = colSpec{Name: col.Name, TypeOID: col.TypeOID, TypMod: col.TypMod}
+		cols[i] = colSpec{Name: col.Name, TypeOID: col.TypeOID, TypMod: col.TypMod, Default: col.Default}
 	}
 	key := c.cfg.keyColumnsFor(ct.ID.Schema, ct.ID.Name)
 	if key == nil {
@@ -445,6 +535,7 @@ type snapWorker struct {
 	blk     *snapBlock
 	pending []byte
 	last    []byte // raw text of the last row read, for the next chunk's key
+	opened  bool   // the table's first row has been read
 	keyF    [][]byte
 	nChunk  int
 	// binary COPY: the table's plan says so; header and trailer of the
@@ -458,9 +549,11 @@ type snapBlock struct {
 	t    *snapTable
 	raw  []byte
 	ends []int // end offset in raw of each row
-	// final marks the table's last block: its last row is encoded twice,
-	// with source.snapshot "true" and "last".
-	final bool
+	// first marks the table's first block: one row, the table's first, or
+	// none for an empty table. final marks the table's last block: its last
+	// row is encoded twice, with source.snapshot "last_in_data_collection"
+	// and "last".
+	first, final bool
 	// binary: the rows are tuples of binary COPY, else lines of text COPY.
 	binary bool
 }
@@ -477,6 +570,7 @@ func (w *snapWorker) table(ctx context.Context, t *snapTable) error {
 	w.t = t
 	w.ctx = ctx
 	w.blk = nil
+	w.opened = false
 	t.started.Store(time.Now().UnixNano())
 	n := len(t.shape.cols)
 	cols := make([]string, n)
@@ -518,7 +612,10 @@ func (w *snapWorker) table(ctx context.Context, t *snapTable) error {
 	}
 	t.done.Store(true)
 	if w.blk == nil {
-		return nil // empty table: nothing to emit
+		// An empty table: an empty first and final block tells the
+		// emitter that its first row will never come.
+		w.newBlock()
+		w.blk.first = true
 	}
 	w.blk.final = true
 	return w.dispatch()
@@ -670,25 +767,32 @@ func (w *snapWorker) writeBinary(p []byte) (int, error) {
 
 // row appends one raw row to the current block. A full block is handed to
 // the encoders only when the next row arrives, so the table's last block is
-// never empty and can be marked final.
+// never empty and can be marked final. The table's first row gets a block
+// of its own, handed on at once, so that it is emitted before the others.
 func (w *snapWorker) row(line []byte) error {
 	if len(w.t.pk) > 0 {
 		w.last = append(w.last[:0], line...)
 	}
 	w.nChunk++
-	if w.blk != nil && w.blk.full() {
+	if w.blk != nil && (w.blk.first || w.blk.full()) {
 		if err := w.dispatch(); err != nil {
 			return err
 		}
 	}
 	if w.blk == nil {
-		w.blk = snapBlockPool.Get().(*snapBlock)
-		w.blk.t, w.blk.final, w.blk.binary = w.t, false, w.binary
-		w.blk.raw, w.blk.ends = w.blk.raw[:0], w.blk.ends[:0]
+		w.newBlock()
+		w.blk.first = !w.opened
+		w.opened = true
 	}
 	w.blk.raw = append(w.blk.raw, line...)
 	w.blk.ends = append(w.blk.ends, len(w.blk.raw))
 	return nil
+}
+
+func (w *snapWorker) newBlock() {
+	w.blk = snapBlockPool.Get().(*snapBlock)
+	w.blk.t, w.blk.first, w.blk.final, w.blk.binary = w.t, false, false, w.binary
+	w.blk.raw, w.blk.ends = w.blk.raw[:0], w.blk.ends[:0]
 }
 
 // dispatch hands the current block to the encoders; errors here surface
@@ -722,17 +826,21 @@ type snapEncoder struct {
 	spans [][2]int
 	// The envelope after the after image (source, transaction, op,
 	// timestamps) is the same for every row of a block but for
-	// source.snapshot: encoded once per block for "true" and "last".
-	tailTrue, tailLast []byte
+	// source.snapshot: encoded once per block for "true", and for the
+	// marks of a table's first and last rows in the blocks that hold them.
+	tailTrue, tailFirst, tailLastIn, tailLast []byte
 	// source.snapshot values, boxed once: storing a string variable in an
 	// interface allocates on every row.
-	snapTrue, snapLast any
-	now                func() time.Time // time.Now; tests fix it
-	hdr                []byte           // scratch for the key header
+	snapTrue, snapFirst, snapFirstIn, snapLastIn, snapLast any
+
+	now func() time.Time // time.Now; tests fix it
+	hdr []byte           // scratch for the key header
 }
 
 func (c *connector) newSnapEncoder(out chan<- snapBatch, lsn pglogrepl.LSN, txid int64) *snapEncoder {
-	return &snapEncoder{out: out, lsn: lsn, txid: txid, src: c.sourceValues(), snapTrue: "true", snapLast: "last",
+	return &snapEncoder{out: out, lsn: lsn, txid: txid, src: c.sourceValues(),
+		snapTrue: schema.SnapshotTrue, snapFirst: schema.SnapshotFirst, snapFirstIn: schema.SnapshotFirstInDataCollection,
+		snapLastIn: schema.SnapshotLastInDataCollection, snapLast: schema.SnapshotLast,
 		seq: `[null,"` + strconv.FormatUint(uint64(lsn), 10) + `"]`, now: time.Now}
 }
 
@@ -807,21 +915,57 @@ func (e *snapEncoder) block(b *snapBlock) (snapBatch, error) {
 	e.src[schema.SrcTsUs] = tsUs
 	e.src[schema.SrcTsNs] = now.UnixNano()
 	env := schema.Envelope{Op: schema.OpRead, Source: e.src, TsUs: tsUs}
+	tail := func(dst []byte, mark any) ([]byte, error) {
+		e.src[schema.SrcSnapshot] = mark
+		dst, err := t.codec.AppendTail(dst[:0], &env)
+		if err != nil {
+			return dst, fmt.Errorf("postgres: snapshot of table %s: encode snapshot row: %w", t.ct.ID, err)
+		}
+		return dst, nil
+	}
 	var err error
-	e.src[schema.SrcSnapshot] = e.snapTrue
-	if e.tailTrue, err = t.codec.AppendTail(e.tailTrue[:0], &env); err != nil {
-		return snapBatch{}, fmt.Errorf("postgres: snapshot of table %s: encode snapshot row: %w", t.ct.ID, err)
+	if e.tailTrue, err = tail(e.tailTrue, e.snapTrue); err != nil {
+		return snapBatch{}, err
+	}
+	// The marks of Debezium's SnapshotMarker: a table's first row is
+	// "first_in_data_collection" ("first" for the snapshot's first), its
+	// last "last_in_data_collection", which wins over the first mark in a
+	// one-row table but for the snapshot's first; the snapshot's last row
+	// is "last", which the emitting goroutine picks at the end.
+	firstMark, lastInMark := e.snapFirstIn, e.snapLastIn
+	if t.firstOfSnapshot {
+		firstMark = e.snapFirst
+	}
+	if b.first && b.final && t.firstOfSnapshot {
+		// A one-row first table: "first" wins over
+		// "last_in_data_collection". Its row is held back like every
+		// table's final row (it may still turn out to be "last"), so it is
+		// emitted when the next table ends, not before all others.
+		lastInMark = e.snapFirst
+	}
+	if b.first {
+		if e.tailFirst, err = tail(e.tailFirst, firstMark); err != nil {
+			return snapBatch{}, err
+		}
 	}
 	if b.final {
-		e.src[schema.SrcSnapshot] = e.snapLast
-		if e.tailLast, err = t.codec.AppendTail(e.tailLast[:0], &env); err != nil {
-			return snapBatch{}, fmt.Errorf("postgres: snapshot of table %s: encode snapshot row: %w", t.ct.ID, err)
+		if e.tailLastIn, err = tail(e.tailLastIn, lastInMark); err != nil {
+			return snapBatch{}, err
+		}
+		if e.tailLast, err = tail(e.tailLast, e.snapLast); err != nil {
+			return snapBatch{}, err
 		}
 	}
 
 	recs := snapRecsPool.Get().(*[]source.Record)
 	e.arena = snapArenaPool.Get().(*snapArena)
-	out := snapBatch{recs: (*recs)[:0], recsBuf: recs, arena: e.arena}
+	out := snapBatch{t: t, recs: (*recs)[:0], recsBuf: recs, arena: e.arena}
+	if b.first {
+		out.opens = t
+	}
+	if b.final {
+		out.tableDone = t
+	}
 	start := 0
 	for i, end := range b.ends {
 		if err := e.row(t, b.raw[start:end], b.binary); err != nil {
@@ -831,12 +975,16 @@ func (e *snapEncoder) block(b *snapBlock) (snapBatch, error) {
 		if b.final && i == len(b.ends)-1 {
 			// Emitted after other blocks, one by one: they get their own
 			// memory rather than the block's recycled arena.
-			rt := e.record(t, e.tailTrue, nil)
+			rt := e.record(t, e.tailLastIn, nil)
 			rl := e.record(t, e.tailLast, nil)
-			out.tableDone, out.lastTrue, out.lastLast = t, &rt, &rl
+			out.lastInTable, out.lastLast = &rt, &rl
 			break
 		}
-		out.recs = append(out.recs, e.record(t, e.tailTrue, e.arena))
+		rowTail := e.tailTrue
+		if b.first && i == 0 {
+			rowTail = e.tailFirst
+		}
+		out.recs = append(out.recs, e.record(t, rowTail, e.arena))
 	}
 	t.rows.Add(int64(len(b.ends)))
 	return out, nil

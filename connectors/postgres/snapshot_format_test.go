@@ -89,8 +89,8 @@ func TestSnapshotBinaryMatchesText(t *testing.T) {
 					return
 				}
 				recs = append(recs, batch.recs...)
-				if batch.lastTrue != nil {
-					recs = append(recs, *batch.lastTrue, *batch.lastLast)
+				if batch.lastInTable != nil {
+					recs = append(recs, *batch.lastInTable, *batch.lastLast)
 				}
 			}
 			done <- nil

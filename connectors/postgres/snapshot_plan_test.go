@@ -84,7 +84,7 @@ func TestSnapshotPlanMatchesCodec(t *testing.T) {
 		}
 		recs := batch.recs
 		if final {
-			recs = append(recs, *batch.lastTrue, *batch.lastLast)
+			recs = append(recs, *batch.lastInTable, *batch.lastLast)
 		}
 		start := 0
 		for i, end := range blk.ends {
@@ -106,7 +106,7 @@ func TestSnapshotPlanMatchesCodec(t *testing.T) {
 			src[schema.SrcSnapshot] = "true"
 			snaps := []string{"true"}
 			if final && i == len(blk.ends)-1 {
-				snaps = append(snaps, "last")
+				snaps = []string{"last_in_data_collection", "last"}
 			}
 			for k, snap := range snaps {
 				src[schema.SrcSnapshot] = snap

@@ -54,11 +54,14 @@ type streamer struct {
 	start     pglogrepl.LSN
 	skipBelow pglogrepl.LSN
 
-	conn      *pgconn.PgConn
-	rels      map[uint32]*relState
-	lastShape map[tableID]*shape
-	lastCodec map[tableID]*schema.Codec
-	spools    *spools
+	conn *pgconn.PgConn
+	rels map[uint32]*relState
+	// loadDefaults reads a table's column defaults from the catalog
+	// (loadColumnDefaults on meta; unit tests replace it).
+	loadDefaults func(ctx context.Context, id tableID) (map[string]string, error)
+	lastShape    map[tableID]*shape
+	lastCodec    map[tableID]*schema.Codec
+	spools       *spools
 
 	// transaction in progress
 	inTxn      bool
@@ -69,6 +72,9 @@ type streamer struct {
 
 	inStream  bool
 	streamXid uint32
+	// streamOrigin is the replication origin of streamed (in-progress)
+	// transactions, whose ORIGIN message comes in their first segment.
+	streamOrigin map[uint32]pglogrepl.OriginMessage
 
 	// checkpoints
 	ckptLSN     pglogrepl.LSN
@@ -87,7 +93,7 @@ type streamer struct {
 }
 
 func newStreamer(c *connector, rt source.Runtime, meta *pgx.Conn, cat pgtypeCatalog, start, skipBelow pglogrepl.LSN) *streamer {
-	return &streamer{
+	s := &streamer{
 		c: c, rt: rt, meta: meta, cat: cat, start: start, skipBelow: skipBelow,
 		srcBlock:  schema.PostgresSource(),
 		rels:      map[uint32]*relState{},
@@ -99,6 +105,10 @@ func newStreamer(c *connector, rt source.Runtime, meta *pgx.Conn, cat pgtypeCata
 		wake:      make(chan struct{}, 1),
 		ckptLSN:   start,
 	}
+	s.loadDefaults = func(ctx context.Context, id tableID) (map[string]string, error) {
+		return loadColumnDefaults(ctx, s.meta, id)
+	}
+	return s
 }
 
 func (s *streamer) run(ctx context.Context, replConn *pgconn.PgConn) (err error) {
@@ -265,7 +275,17 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 		case 'E':
 			s.inStream = false
 			return nil
-		case 'Y', 'M', 'O':
+		case 'O':
+			om, err := parseOrigin(data)
+			if err != nil {
+				return fmt.Errorf("postgres: streamed transaction %d: %w", s.streamXid, err)
+			}
+			if s.streamOrigin == nil {
+				s.streamOrigin = map[uint32]pglogrepl.OriginMessage{}
+			}
+			s.streamOrigin[s.streamXid] = om
+			return nil
+		case 'Y', 'M':
 			return nil
 		}
 		return fmt.Errorf("postgres: unexpected %q message inside streamed transaction %d", typ, s.streamXid)
@@ -310,7 +330,17 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 			return s.checkpoint(ctx, s.position(lm.LSN), 0)
 		}
 		return nil
-	case 'Y', 'O':
+	case 'O':
+		// The transaction was replayed from a replication origin (a
+		// logical replication subscriber applied it): Debezium's
+		// source.origin and origin_lsn, until the next BEGIN.
+		om, err := parseOrigin(data)
+		if err != nil {
+			return err
+		}
+		s.setOrigin(om)
+		return nil
+	case 'Y':
 		return nil
 	case 'S':
 		m, err := pglogrepl.ParseV2(data, false)
@@ -335,6 +365,7 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 		}
 		sa := m.(*pglogrepl.StreamAbortMessageV2)
 		if sa.SubXid == sa.Xid {
+			delete(s.streamOrigin, sa.Xid)
 			return s.spools.drop(sa.Xid)
 		}
 		if sp, ok := s.spools.m[sa.Xid]; ok {
@@ -358,6 +389,28 @@ func (s *streamer) beginTxn(xid uint32, commitTime time.Time, commitLSN pglogrep
 	s.src[schema.PGSrcTxID] = int64(xid)
 	s.src[schema.SrcSnapshot] = "false"
 	s.src[schema.PGSrcXmin] = nil
+	s.src[schema.PGSrcOrigin] = nil
+	s.src[schema.PGSrcOriginLSN] = nil
+}
+
+// parseOrigin reads a pgoutput ORIGIN message.
+func parseOrigin(data []byte) (pglogrepl.OriginMessage, error) {
+	m, err := pglogrepl.ParseV2(data, false)
+	if err != nil {
+		return pglogrepl.OriginMessage{}, fmt.Errorf("postgres: origin message: %w", err)
+	}
+	om, ok := m.(*pglogrepl.OriginMessage)
+	if !ok {
+		return pglogrepl.OriginMessage{}, fmt.Errorf("postgres: origin message decoded as %T", m)
+	}
+	return *om, nil
+}
+
+// setOrigin fills source.origin and origin_lsn of the current transaction,
+// as Debezium's PostgresStreamingChangeEventSource does on ORIGIN.
+func (s *streamer) setOrigin(om pglogrepl.OriginMessage) {
+	s.src[schema.PGSrcOrigin] = om.Name
+	s.src[schema.PGSrcOriginLSN] = int64(om.CommitLSN)
 }
 
 func (s *streamer) commitTxn(ctx context.Context, end pglogrepl.LSN, commitTime time.Time) error {
@@ -373,6 +426,10 @@ func (s *streamer) commitTxn(ctx context.Context, end pglogrepl.LSN, commitTime 
 func (s *streamer) streamCommit(ctx context.Context, m *pglogrepl.StreamCommitMessageV2) error {
 	sp := s.spools.m[m.Xid]
 	s.beginTxn(m.Xid, m.CommitTime, m.CommitLSN)
+	if om, ok := s.streamOrigin[m.Xid]; ok {
+		s.setOrigin(om)
+		delete(s.streamOrigin, m.Xid)
+	}
 	if sp != nil && !s.skip {
 		began := time.Now()
 		err := sp.replay(func(walStart pglogrepl.LSN, _ uint32, msg []byte) error {
@@ -414,6 +471,9 @@ func (s *streamer) relation(ctx context.Context, rm *pglogrepl.RelationMessage) 
 	for i, col := range rm.Columns {
 		cols[i] = colSpec{Name: col.Name, TypeOID: col.DataType, TypMod: col.TypeModifier}
 	}
+	if err := s.columnDefaults(ctx, id, cols); err != nil {
+		return err
+	}
 	key, err := s.keyFor(ctx, id, rm)
 	if err != nil {
 		return err
@@ -448,6 +508,7 @@ func (s *streamer) relation(ctx context.Context, rm *pglogrepl.RelationMessage) 
 		}
 		if prev != nil {
 			s.c.log.Warn("table schema changed; registered a new schema version", "table", id.String(), "change", describeChange(prev, sh))
+			s.addedWithoutDefault(id, prev, sh)
 		}
 		s.c.warnUnknown(sh)
 		s.lastShape[id] = sh
@@ -459,6 +520,38 @@ func (s *streamer) relation(ctx context.Context, rm *pglogrepl.RelationMessage) 
 		schemaV: id.Schema, tableV: id.Name,
 	}
 	return nil
+}
+
+// columnDefaults fills in the column defaults a Relation message lacks
+// from the catalog, read again for every Relation message as Debezium's
+// PgOutputMessageDecoder does: PostgreSQL sends one before the next change
+// of a table whose definition changed, SET DEFAULT included.
+func (s *streamer) columnDefaults(ctx context.Context, id tableID, cols []colSpec) error {
+	defs, err := s.loadDefaults(ctx, id)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	for i := range cols {
+		cols[i].Default = defs[cols[i].Name]
+	}
+	return nil
+}
+
+// addedWithoutDefault asks for a re-read of the table when a column was
+// added with a default the schema does not carry: PostgreSQL filled the
+// existing rows with values no change event holds (for a volatile default
+// it even computed one per row).
+func (s *streamer) addedWithoutDefault(id tableID, prev, sh *shape) {
+	if sh.noDefault == nil {
+		return
+	}
+	for i, c := range sh.cols {
+		g := sh.noDefault[i]
+		if g.reason == "" || indexOfCol(prev.cols, c.Name) >= 0 {
+			continue
+		}
+		source.RequestResnapshot(s.rt, s.c.log, s.c.name, id.String(), c.Name, g.reason, g.detail)
+	}
 }
 
 func (s *streamer) needsCatalogReload(cols []colSpec) bool {

@@ -124,9 +124,11 @@ func newUnitStreamer(t *testing.T, skipBelow pglogrepl.LSN) (*streamer, *fakeRun
 	cfg.TopicPrefixValue = "tp"
 	c := &connector{name: "unit", cfg: cfg, db: "db", slot: "s", publication: "p"}
 	c.log = newFakeRuntime(t, nil).log
-	c.byID = map[tableID]*catalogTable{{"public", "t"}: {ID: tableID{"public", "t"}, PK: []string{"id"}}}
+	c.byID = map[tableID]*catalogTable{{"public", "t"}: {ID: tableID{"public", "t"}, PK: []string{"id"},
+		Columns: []catalogColumn{{Name: "id", TypeOID: 23, TypMod: -1}, {Name: "name", TypeOID: 25, TypMod: -1}, {Name: "n", TypeOID: 23, TypMod: -1}}}}
 	rt := newFakeRuntime(t, nil)
 	s := newStreamer(c, rt, nil, pgtypeMapCatalog{}, skipBelow, skipBelow)
+	s.loadDefaults = func(context.Context, tableID) (map[string]string, error) { return nil, nil }
 	sp, err := newSpools()
 	if err != nil {
 		t.Fatal(err)

@@ -161,6 +161,8 @@ type catalogColumn struct {
 	NotNull bool
 	// TypeName is format_type(oid, NULL), used to cast keyset literals.
 	TypeName string
+	// Default is pg_get_expr of the column default, "" for none.
+	Default string
 }
 
 // catalogTable is what the snapshot and the key logic need from the catalog.
@@ -199,8 +201,10 @@ func loadCatalogTable(ctx context.Context, conn *pgx.Conn, t tableID) (*catalogT
 		ct.Estimate = -1
 	}
 	rows, err := conn.Query(ctx, `
-		SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, format_type(a.atttypid, NULL)
+		SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, format_type(a.atttypid, NULL),
+		       coalesce(pg_get_expr(d.adbin, d.adrelid), '')
 		FROM pg_attribute a
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 		ORDER BY a.attnum`, ct.OID)
 	if err != nil {
@@ -208,7 +212,7 @@ func loadCatalogTable(ctx context.Context, conn *pgx.Conn, t tableID) (*catalogT
 	}
 	for rows.Next() {
 		var c catalogColumn
-		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypMod, &c.NotNull, &c.TypeName); err != nil {
+		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypMod, &c.NotNull, &c.TypeName, &c.Default); err != nil {
 			return nil, fmt.Errorf("read columns of table %s: %w", t, err)
 		}
 		ct.Columns = append(ct.Columns, c)

@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -143,7 +144,6 @@ const (
 const (
 	pgtypeDbzTsvector = "io.debezium.data.Tsvector" // sic: lower-case v, as Debezium's TsVector.LOGICAL_NAME
 	pgtypeDbzLtree    = "io.debezium.data.Ltree"
-	pgtypeDbzPoint    = "io.debezium.data.geometry.Point"
 )
 
 // pgtypeUnknownLength is pgjdbc's default unknownLength (Integer.MAX_VALUE),
@@ -706,6 +706,11 @@ func pgtypeBuild(oid uint32, typmod int32, info pgtypeCatalog, depth int) (schem
 		return schema.Type{Kind: schema.String}, pgtypeDecodeText, true
 	case ti.Type == 'b' && ti.Name == "ltree":
 		return pgtypeNamed(schema.String, pgtypeDbzLtree), pgtypeDecodeText, true
+	case ti.Type == 'b' && ti.Name == "geometry":
+		// PostGIS, as Debezium's PostgresValueConverter maps it.
+		return schema.GeometryType(), pgtypeDecodeEWKB, true
+	case ti.Type == 'b' && ti.Name == "geography":
+		return schema.GeographyType(), pgtypeDecodeEWKB, true
 	}
 	return schema.Type{}, nil, false
 }
@@ -719,17 +724,7 @@ func pgtypeArrayOf(elem uint32, typmod int32, info pgtypeCatalog, depth int) (sc
 	return schema.Type{Kind: schema.Array, Items: &et, ItemsOptional: true}, pgtypeArrayDecoder(edec), true
 }
 
-func pgtypePointType() schema.Type {
-	t := pgtypeNamed(schema.Struct, pgtypeDbzPoint)
-	t.Doc = "Geometry (POINT)"
-	t.Fields = []schema.Column{
-		{Name: "x", Type: schema.Type{Kind: schema.Float64}},
-		{Name: "y", Type: schema.Type{Kind: schema.Float64}},
-		{Name: "wkb", Type: schema.Type{Kind: schema.Bytes}, Optional: true},
-		{Name: "srid", Type: schema.Type{Kind: schema.Int32}, Optional: true},
-	}
-	return t
-}
+func pgtypePointType() schema.Type { return schema.PointType() }
 
 // ---- scalar decoders ----
 
@@ -1145,6 +1140,32 @@ func pgtypeDecodeBits(b []byte) (any, error) {
 
 // pgtypeDecodePoint parses "(x,y)" into io.debezium.data.geometry.Point:
 // x, y, the point's little-endian OGC WKB and a null srid.
+// pgtypeDecodeEWKB reads a PostGIS geometry or geography in its text form,
+// hex EWKB, into Debezium's Geometry/Geography value: the EWKB as it is
+// (Debezium's PostgisGeometry keeps it whole) and the SRID from its header
+// when the SRID flag is set, else null.
+func pgtypeDecodeEWKB(b []byte) (any, error) {
+	if len(b)%2 != 0 {
+		return nil, fmt.Errorf("invalid hex EWKB of %d characters", len(b))
+	}
+	ewkb := make([]byte, len(b)/2)
+	if _, err := hex.Decode(ewkb, b); err != nil {
+		return nil, fmt.Errorf("invalid hex EWKB: %w", err)
+	}
+	if len(ewkb) < 9 {
+		return nil, fmt.Errorf("EWKB of %d bytes is too short", len(ewkb))
+	}
+	var order binary.ByteOrder = binary.BigEndian
+	if ewkb[0] != 0 {
+		order = binary.LittleEndian
+	}
+	var srid any
+	if order.Uint32(ewkb[1:5])&0x20000000 != 0 {
+		srid = int32(order.Uint32(ewkb[5:9]))
+	}
+	return []any{ewkb, srid}, nil
+}
+
 func pgtypeDecodePoint(b []byte) (any, error) {
 	if len(b) < 5 || b[0] != '(' || b[len(b)-1] != ')' {
 		return nil, fmt.Errorf("invalid point %q", b)

@@ -802,3 +802,53 @@ func TestPgtypeIntegration(t *testing.T) {
 		t.Errorf("iso_8601 interval[] %q: got %v, %v", res[0].Rows[0][1], got, err)
 	}
 }
+
+// PostGIS geometry and geography (an extension's types, known from the
+// catalog) map to Debezium's Geometry and Geography structs: the EWKB as
+// PostgreSQL prints it (hex) and the SRID from its header.
+func TestPostGISTypes(t *testing.T) {
+	cat := pgtypeMapCatalog{
+		70001: {Name: "geometry", Type: 'b'},
+		70002: {Name: "geography", Type: 'b'},
+		70003: {Name: "_geometry", Type: 'b', Category: 'A', ElemOID: 70001},
+	}
+	for oid, name := range map[uint32]string{70001: schema.GeometryName, 70002: schema.GeographyName} {
+		typ, dec, known := pgtypeLookup(oid, -1, cat)
+		if !known || typ.Kind != schema.Struct || typ.Name != name || len(typ.Fields) != 2 ||
+			typ.Fields[0].Name != "wkb" || typ.Fields[1].Name != "srid" || !typ.Fields[1].Optional {
+			t.Fatalf("oid %d: type %+v known %v", oid, typ, known)
+		}
+		// POINT(1 2) with SRID 4326, and without an SRID.
+		v, err := dec([]byte("0101000020E6100000000000000000F03F0000000000000040"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []any{mustHexPG(t, "0101000020E6100000000000000000F03F0000000000000040"), int32(4326)}
+		if !reflect.DeepEqual(v, want) {
+			t.Errorf("%s value %v, want %v", name, v, want)
+		}
+		v, err = dec([]byte("0101000000000000000000F03F0000000000000040"))
+		if err != nil || v.([]any)[1] != nil {
+			t.Errorf("%s without SRID: %v %v", name, v, err)
+		}
+		if _, err := dec([]byte("01")); err == nil {
+			t.Errorf("%s: a short EWKB was accepted", name)
+		}
+	}
+	typ, _, known := pgtypeLookup(70003, -1, cat)
+	if !known || typ.Kind != schema.Array || typ.Items.Name != schema.GeometryName || !typ.ItemsOptional {
+		t.Errorf("geometry[]: %+v", typ)
+	}
+	if typ.Params[schema.SourceColumnTypeParam] != "_GEOMETRY" {
+		t.Errorf("geometry[] source type %v", typ.Params)
+	}
+}
+
+func mustHexPG(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
