@@ -10,6 +10,15 @@ export PATH := $(PATH):/usr/local/go/bin
 SERVICES_ENV := /tmp/tributary-services/env.sh
 BIN := $(CURDIR)/bin/tributary
 TEST_LOG := $(CURDIR)/bin/test.log
+FUZZ_LOG := $(CURDIR)/bin/fuzz.log
+# Fuzz targets run for a bounded time by `make test`, as "dir target":
+# the embedded broker's request framing and parsing (through a live broker),
+# the registry's HTTP handlers and the pipeline file parser.
+FUZZ_TARGETS := third_party/kfake:FuzzTributaryParseRequest \
+	third_party/kfake:FuzzTributaryBrokerFrame \
+	schema/registry:FuzzRegistryHTTP \
+	config:FuzzParse
+FUZZ_TIME := 20s
 
 .PHONY: test bench chaos quickstart services-up services-down build
 
@@ -44,6 +53,15 @@ test:
 	echo "== third_party/kfake: go test -run 'TestTributary|Compact|Persist'"
 	(cd third_party/kfake && go test -count=1 -timeout 10m -run 'TestTributary|Compact|Persist' .) 2>&1 | tee $(TEST_LOG) || rc=$$?
 	go test -p 1 -count=1 -timeout 25m ./... 2>&1 | tee -a $(TEST_LOG) || rc=$$?
+	# Fuzzing: each target for $(FUZZ_TIME); a crash fails make test and
+	# leaves its input under <dir>/testdata/fuzz/<target>/ to commit as a
+	# regression seed. Its own log, so the package count stays go test's.
+	: > $(FUZZ_LOG)
+	fuzzfailed=0
+	for ft in $(FUZZ_TARGETS); do
+		echo "== fuzz $${ft#*:} in ./$${ft%%:*} for $(FUZZ_TIME)"
+		(cd $${ft%%:*} && go test -run '^$$' -fuzz "^$${ft#*:}\$$" -fuzztime=$(FUZZ_TIME) .) 2>&1 | tee -a $(FUZZ_LOG) | tail -n 3 || { rc=1; fuzzfailed=$$((fuzzfailed+1)); }
+	done
 	passed=$$(grep -c '^ok ' $(TEST_LOG) || true)
 	failed=$$(grep -cE '^FAIL[[:space:]]' $(TEST_LOG) || true)
 	if [[ $$rc -eq 0 ]]; then
@@ -52,6 +70,7 @@ test:
 		echo "make test: FAIL (go test exit $$rc; full output in $(TEST_LOG))"
 	fi
 	echo "packages: $$passed passed, $$failed failed"
+	echo "fuzz targets: $$fuzzfailed of $(words $(FUZZ_TARGETS)) failed (output in $(FUZZ_LOG))"
 	exit $$rc
 
 bench:

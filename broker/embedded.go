@@ -34,7 +34,10 @@ type EmbeddedConfig struct {
 	CompactionInterval time.Duration
 	// Partitions is the default partition count of auto-created topics.
 	Partitions int
-	Logger     *slog.Logger
+	// MaxRecordBytes is log.max_record_bytes: the broker's message.max.bytes
+	// and request limit allow records of that size (0: the defaults).
+	MaxRecordBytes int64
+	Logger         *slog.Logger
 }
 
 // Embedded is a running in-process broker.
@@ -42,6 +45,10 @@ type Embedded struct {
 	cluster *kfake.Cluster
 	lock    *os.File
 	addr    string
+	dataDir string
+	// created are the folders StartEmbedded made, deepest first, so
+	// CloseDiscardingUnused can take them away again.
+	created []string
 }
 
 // ErrDataDirLocked is returned when another process holds the data folder.
@@ -63,7 +70,8 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 	if !cfg.AllowNonLoopback && !isLoopback(host) {
 		return nil, fmt.Errorf("embedded broker: log.listen %q is not a loopback address; the embedded broker has no authentication", cfg.Listen)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+	created := missingDirs(cfg.DataDir)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded broker: creating log.data_dir: %w", err)
 	}
 	lock, err := lockDir(cfg.DataDir)
@@ -92,7 +100,11 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		// otherwise keep every version of every row that long.
 		kfake.BrokerConfigs(map[string]string{
 			"log.cleaner.backoff.ms": strconv.FormatInt(interval.Milliseconds(), 10),
+			// log.max_record_bytes: a batch holds at most one record
+			// of that size (the producer's batch limit is the same).
+			"message.max.bytes": strconv.FormatInt(max(kafkaDefaultMaxMessageBytes, maxRecord(cfg.MaxRecordBytes)), 10),
 		}),
+		kfake.MaxRequestBytes(int32(RequestBytesFor(maxRecord(cfg.MaxRecordBytes)))),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			var lc net.ListenConfig
 			return lc.Listen(ctx, network, net.JoinHostPort(host, strconv.Itoa(port)))
@@ -112,7 +124,7 @@ func StartEmbedded(ctx context.Context, cfg EmbeddedConfig) (*Embedded, error) {
 		unlockDir(lock)
 		return nil, errors.New("embedded broker: no listener")
 	}
-	return &Embedded{cluster: c, lock: lock, addr: addrs[0]}, nil
+	return &Embedded{cluster: c, lock: lock, addr: addrs[0], dataDir: cfg.DataDir, created: created}, nil
 }
 
 // Addr is the host:port the broker listens on.
@@ -127,9 +139,66 @@ func (e *Embedded) Close() {
 	unlockDir(e.lock)
 }
 
+// CloseDiscardingUnused closes like Close, then removes the folders that
+// StartEmbedded created if the log holds no record: a worker that failed
+// before its pipeline wrote anything (a source it could not connect to)
+// leaves no empty log folder behind. A folder that existed before, or that
+// holds anything else (a SQLite copy beside the log), is kept.
+func (e *Embedded) CloseDiscardingUnused() {
+	e.cluster.Close()
+	defer unlockDir(e.lock)
+	if len(e.created) == 0 || holdsRecords(filepath.Join(e.dataDir, "kfake")) {
+		return
+	}
+	// data_dir itself was created by this process and holds only the
+	// lock and kfake's metadata; the folders above it go only if empty.
+	if err := os.RemoveAll(e.dataDir); err != nil {
+		return
+	}
+	for _, d := range e.created[1:] {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
+}
+
+// missingDirs lists dir and those of its parents that do not exist yet,
+// deepest first.
+func missingDirs(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, os.ErrNotExist) {
+			return out
+		}
+		out = append(out, d)
+		if filepath.Dir(d) == d {
+			return out
+		}
+	}
+}
+
+// holdsRecords reports whether kfake's folder has a non-empty segment file
+// (<base>.dat), or whether that cannot be told (then the folder is kept).
+func holdsRecords(dir string) bool {
+	found := false
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() && strings.HasSuffix(d.Name(), ".dat") {
+			if fi, err := d.Info(); err != nil || fi.Size() > 0 {
+				found = true
+				return filepath.SkipAll
+			}
+		}
+		return nil
+	})
+	return found || err != nil
+}
+
 func lockDir(dir string) (*os.File, error) {
 	path := filepath.Join(dir, "LOCK")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker: opening lock %s: %w", path, err)
 	}

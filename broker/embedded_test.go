@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -107,5 +110,72 @@ func countRecords(t *testing.T, ctx context.Context, addr, topic string) int {
 			return n
 		}
 		n += got
+	}
+}
+
+// CloseDiscardingUnused removes the folders StartEmbedded created when the
+// log holds no record, and keeps a log with records.
+func TestEmbeddedDiscardsUnusedFolders(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b", "log")
+	emb, err := StartEmbedded(ctx, EmbeddedConfig{DataDir: dir, Listen: loopbackAddr(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb.CloseDiscardingUnused()
+	if _, err := os.Stat(filepath.Join(base, "a")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("unused log folder kept: %v", err)
+	}
+
+	emb, err = StartEmbedded(ctx, EmbeddedConfig{DataDir: dir, Listen: loopbackAddr(t), SyncWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(emb.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	emb.CloseDiscardingUnused()
+	if _, err := os.Stat(filepath.Join(dir, "kfake")); err != nil {
+		t.Fatalf("a log holding a record was removed: %v", err)
+	}
+}
+
+// The embedded broker takes no frame above RequestBytesFor (16 MiB by
+// default): a larger one is closed before its body is read, since parsing a
+// hostile request can allocate many times its size.
+func TestEmbeddedRequestLimit(t *testing.T) {
+	emb, err := StartEmbedded(context.Background(), EmbeddedConfig{DataDir: t.TempDir(), Listen: loopbackAddr(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	for _, size := range []uint32{16<<20 + 1, 64 << 20} {
+		conn, err := net.Dial("tcp", emb.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte{byte(size >> 24), byte(size >> 16), byte(size >> 8), byte(size)}); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = conn.Read(make([]byte, 8))
+		var ne net.Error
+		if err == nil || errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("a %d-byte frame was not refused (read: %v)", size, err)
+		}
+		conn.Close()
+	}
+	if got := RequestBytesFor(64 << 20); got != 65<<20 {
+		t.Fatalf("RequestBytesFor(64 MiB) = %d, want 65 MiB", got)
 	}
 }

@@ -45,7 +45,7 @@ import (
 type Pipeline struct {
 	// File is the name the pipeline was loaded from, as given.
 	File     string       `yaml:"-"`
-	Log      Log          `yaml:"log" desc:"Where the log lives. Without brokers tributary runs an embedded Kafka-protocol broker (embedded mode); with brokers it uses that cluster (cluster mode)."`
+	Log      Log          `yaml:"log" desc:"Where the log lives. Without brokers tributary runs an embedded Kafka-protocol broker (embedded mode); with brokers it uses that cluster (cluster mode), and the embedded-mode keys (data_dir, listen, compaction_interval, sync_writes) are refused."`
 	Registry Registry     `yaml:"registry" desc:"The Confluent-compatible schema registry. Without url tributary serves an embedded registry, persisted in the log's _schemas topic."`
 	Worker   Worker       `yaml:"worker" desc:"This worker process: its name, HTTP endpoints, memory bound and logging."`
 	Sources  []*Connector `yaml:"sources" desc:"Source connectors: each captures changes from one database into the log."`
@@ -63,6 +63,7 @@ type Log struct {
 	SyncWrites         bool          `yaml:"sync_writes" default:"true" desc:"Embedded mode: fsync every batch before acknowledging it, so an acknowledged event survives power loss."`
 	OffsetsTopic       string        `yaml:"offsets_topic" default:"tributary-offsets" desc:"Compacted topic holding source offsets (Kafka Connect key format)."`
 	Compression        string        `yaml:"compression" default:"snappy" enum:"zstd,lz4,snappy,gzip,none" desc:"Compression of produced batches. snappy costs the least CPU per event (a third of zstd's in the snapshot benchmark, where compression was the largest single cost); zstd stores about half the bytes of snappy for that CPU."`
+	MaxRecordBytes     ByteSize      `yaml:"max_record_bytes" default:"1MiB" desc:"Largest record (key plus value, before compression) a source may produce, up to 256MiB. The producer's batch limit and the embedded broker's message.max.bytes follow it; on a Kafka cluster each topic's max.message.bytes must be at least this (checked before the first record to it, and set on topics tributary creates). A larger record stops the source with an error naming table, key, column and size; raise the limit and restart."`
 	ClientID           string        `yaml:"client_id" default:"tributary" desc:"Kafka client id, as seen in broker logs and quotas."`
 	TLS                *TLS          `yaml:"tls" desc:"Cluster mode: connect to brokers over TLS. Present (even as {}) means enabled."`
 	SASL               *SASL         `yaml:"sasl" desc:"Cluster mode: SASL authentication."`
@@ -398,6 +399,14 @@ func (d *decoder) checkNames(p *Pipeline) {
 // folder, so there is nothing to share.
 func (d *decoder) checkGroup(body ast.Node, p *Pipeline) {
 	if !p.Log.Embedded() {
+		// A key of the embedded broker next to log.brokers says the
+		// user expects a local log that will not exist (issue 11: a
+		// data_dir was silently ignored).
+		for _, key := range []string{"log.data_dir", "log.listen", "log.compaction_interval", "log.sync_writes"} {
+			if pos, found := d.lookup(body, key); found {
+				d.fail(pos, key, "applies to the embedded log only, and log.brokers selects a Kafka cluster: remove one of them")
+			}
+		}
 		return
 	}
 	if p.Worker.Group != "" {

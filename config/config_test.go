@@ -166,8 +166,6 @@ log:
   brokers: [k1:9092, "k2:9092"]
   partitions: 6
   replication_factor: 3
-  compaction_interval: 30s
-  sync_writes: false
   offsets_topic: my-offsets
   compression: lz4
   client_id: me
@@ -214,7 +212,7 @@ sinks:
 `)
 	l := p.Log
 	if l.Embedded() || len(l.Brokers) != 2 || l.Brokers[1] != "k2:9092" || l.Partitions != 6 || l.ReplicationFactor != 3 ||
-		l.CompactionInterval != 30*time.Second || l.SyncWrites || l.OffsetsTopic != "my-offsets" || l.Compression != "lz4" ||
+		l.OffsetsTopic != "my-offsets" || l.Compression != "lz4" ||
 		l.ClientID != "me" || l.TLS == nil || l.TLS.CAFile != ca || l.TLS.ServerName != "kafka.local" ||
 		l.SASL == nil || l.SASL.Mechanism != "scram-sha-512" || l.SASL.User != "alice" || string(l.SASL.Password) != "s3cret" {
 		t.Errorf("log: %+v", l)
@@ -326,9 +324,37 @@ sources:
 	}
 
 	wantErr(t, parseErr(t, "worker:\n  name: ${TRIB_TEST_HOST\n"), "pipeline.yaml:2:9: worker.name: unterminated")
+	wantErr(t, parseErr(t, "worker:\n  name: ${TRIB_TEST_UNSET:-${TRIB_TEST_HOST}\n"), "pipeline.yaml:2:9: worker.name: unterminated")
 	wantErr(t, parseErr(t, "worker:\n  name: ${1BAD}\n"), "pipeline.yaml:2:9: worker.name: bad reference ${1BAD}")
 	// Comments are not interpolated: a commented-out line cannot break a config.
 	mustParse(t, "# url: ${TRIB_TEST_UNSET}\nworker:\n  name: x # ${TRIB_TEST_UNSET}\n")
+}
+
+// Issue 11: ${A:-${B}/x} with A unset became the literal "${B/x}" (and a
+// folder of that name was created). Defaults may hold references now,
+// expanded only when the default is used.
+func TestNestedDefaults(t *testing.T) {
+	t.Setenv("TRIB_TEST_BASE", "/srv/trib")
+	t.Setenv("TRIB_TEST_SET", "/explicit")
+	os.Unsetenv("TRIB_TEST_UNSET")
+	os.Unsetenv("TRIB_TEST_UNSET2")
+	for src, want := range map[string]string{
+		"${TRIB_TEST_UNSET:-${TRIB_TEST_BASE}/x}":                        "/srv/trib/x",
+		"${TRIB_TEST_SET:-${TRIB_TEST_BASE}/x}":                          "/explicit",
+		"${TRIB_TEST_UNSET:-${TRIB_TEST_UNSET2:-${TRIB_TEST_BASE}}/y}/z": "/srv/trib/y/z",
+		"${TRIB_TEST_UNSET:-a$${b}c}":                                    "a${b}c",
+		"${TRIB_TEST_SET:-${TRIB_TEST_UNSET}}":                           "/explicit", // an unused default is not expanded
+	} {
+		p := mustParse(t, "log:\n  data_dir: \""+src+"\"\n")
+		if p.Log.DataDir != want {
+			t.Errorf("%s = %q, want %q", src, p.Log.DataDir, want)
+		}
+	}
+	// A used default with an unset variable is the usual error.
+	wantErr(t, parseErr(t, "log:\n  data_dir: ${TRIB_TEST_UNSET:-${TRIB_TEST_UNSET2}/x}\n"),
+		"pipeline.yaml:2:13: log.data_dir: in the default of ${TRIB_TEST_UNSET:-...}: environment variable TRIB_TEST_UNSET2 is not set")
+	deep := strings.Repeat("${TRIB_TEST_UNSET:-", 40) + "x" + strings.Repeat("}", 40)
+	wantErr(t, parseErr(t, "log:\n  data_dir: "+deep+"\n"), "pipeline.yaml:2:13: log.data_dir: ", "nested more than 16 deep")
 }
 
 func TestFileSecret(t *testing.T) {
@@ -352,6 +378,19 @@ func TestFileSecret(t *testing.T) {
 	}
 	if string(p.Registry.BasicAuth.Password) != "hunter2" {
 		t.Errorf("relative file secret = %q", p.Registry.BasicAuth.Password)
+	}
+	// The path may hold references, nested defaults included.
+	t.Setenv("TRIB_TEST_SECRETS", dir)
+	os.Unsetenv("TRIB_TEST_UNSET")
+	nested := strings.Replace(src, "${file:"+abs+"}", "${file:${TRIB_TEST_UNSET:-${TRIB_TEST_SECRETS}}/pw}", 1)
+	if err := os.WriteFile(path, []byte(nested), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := config.Load(path); err != nil || string(p.Log.SASL.Password) != "hunter2" {
+		t.Fatalf("file secret at a nested path: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	// Secrets do not print.
 	for _, s := range []string{fmt.Sprint(p.Log.SASL.Password), fmt.Sprintf("%+v", *p.Log.SASL), fmt.Sprintf("%#v", *p.Log.SASL)} {
@@ -764,6 +803,29 @@ func TestDecodeSplitBetweenStructs(t *testing.T) {
 	if n := len(config.Errors(err)); n != 3 {
 		t.Errorf("%d errors, want 3: %v", n, err)
 	}
+}
+
+// The embedded log's keys are parsed in embedded mode, and refused next to
+// log.brokers with their line (they would be silently ignored).
+func TestEmbeddedOnlyKeys(t *testing.T) {
+	l := mustParse(t, "log:\n  data_dir: /tmp/x\n  listen: 127.0.0.1:19999\n  compaction_interval: 30s\n  sync_writes: false\n").Log
+	if !l.Embedded() || l.DataDir != "/tmp/x" || l.Listen != "127.0.0.1:19999" || l.CompactionInterval != 30*time.Second || l.SyncWrites {
+		t.Errorf("log: %+v", l)
+	}
+	got := parseErr(t, `log:
+  brokers: [k:9092]
+  data_dir: /tmp/x
+  listen: 127.0.0.1:19999
+  compaction_interval: 30s
+  sync_writes: false
+registry:
+  url: http://r:8081
+`)
+	wantErr(t, got,
+		"pipeline.yaml:3:3: log.data_dir: applies to the embedded log only, and log.brokers selects a Kafka cluster",
+		"pipeline.yaml:4:3: log.listen: applies to the embedded log only",
+		"pipeline.yaml:5:3: log.compaction_interval: applies to the embedded log only",
+		"pipeline.yaml:6:3: log.sync_writes: applies to the embedded log only")
 }
 
 func TestWorkerGroupNeedsCluster(t *testing.T) {

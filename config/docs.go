@@ -24,7 +24,7 @@ Any value may use:
 | syntax | meaning |
 |---|---|
 | ` + "`${VAR}`" + ` | the environment variable VAR; an unset variable is an error |
-| ` + "`${VAR:-default}`" + ` | VAR, or default when VAR is unset or empty |
+| ` + "`${VAR:-default}`" + ` | VAR, or default when VAR is unset or empty; the default may hold references, ` + "`${A:-${B}/x}`" + ` |
 | ` + "`${file:PATH}`" + ` | the content of the file PATH (relative to the pipeline file's folder), trailing newlines removed: for secrets |
 | ` + "`$${`" + ` | a literal ` + "`${`" + ` |
 

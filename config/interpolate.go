@@ -18,7 +18,9 @@ var (
 // interpolate expands references in one YAML scalar value:
 //
 //	${VAR}            the environment variable VAR; unset is an error
-//	${VAR:-default}   VAR, or default when VAR is unset or empty
+//	${VAR:-default}   VAR, or default when VAR is unset or empty; the
+//	                  default may itself hold references, ${A:-${B}/x},
+//	                  expanded only when it is used (as a shell does)
 //	${file:PATH}      the content of PATH (relative to the config file's
 //	                  folder), trailing newlines trimmed: for secrets
 //	$${               a literal "${"
@@ -29,8 +31,19 @@ var (
 // escaping. It works on parsed scalars, not on the raw text, so a value can
 // never inject YAML syntax and line numbers never move.
 func interpolate(s, baseDir string) (string, error) {
+	return interpolateDepth(s, baseDir, 0)
+}
+
+// maxRefDepth bounds nested defaults, so a hostile value cannot recurse
+// without end.
+const maxRefDepth = 16
+
+func interpolateDepth(s, baseDir string, depth int) (string, error) {
 	if !strings.Contains(s, "${") {
 		return s, nil
+	}
+	if depth > maxRefDepth {
+		return "", fmt.Errorf("references nested more than %d deep", maxRefDepth)
 	}
 	var b strings.Builder
 	for {
@@ -47,7 +60,7 @@ func interpolate(s, baseDir string) (string, error) {
 			continue
 		}
 		b.WriteString(s[:i])
-		end := strings.IndexByte(s[i+2:], '}')
+		end := closingBrace(s[i+2:])
 		if end < 0 {
 			return "", fmt.Errorf("unterminated %q: missing '}' (write $${ for a literal ${)", s[i:])
 		}
@@ -59,7 +72,7 @@ func interpolate(s, baseDir string) (string, error) {
 			s = s[i+2+end+1:]
 			continue
 		}
-		v, err := resolveRef(ref, baseDir)
+		v, err := resolveRef(ref, baseDir, depth)
 		if err != nil {
 			return "", err
 		}
@@ -68,10 +81,39 @@ func interpolate(s, baseDir string) (string, error) {
 	}
 }
 
-func resolveRef(ref, baseDir string) (string, error) {
+// closingBrace returns the index in s (the text after a "${") of the "}"
+// that closes it, or -1. Nested "${" count, and so does the escape "$${"
+// (a literal "${b}" in a default is balanced too).
+// Taking the first "}" instead turned ${A:-${B}/x} into the default "${B"
+// followed by a literal "/x}" (issue 11).
+func closingBrace(s string) int {
+	depth := 1
+	for j := 0; j < len(s); j++ {
+		switch {
+		case strings.HasPrefix(s[j:], "$${"):
+			depth++
+			j += 2
+		case strings.HasPrefix(s[j:], "${"):
+			depth++
+			j++
+		case s[j] == '}':
+			depth--
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return -1
+}
+
+func resolveRef(ref, baseDir string, depth int) (string, error) {
 	if path, ok := strings.CutPrefix(ref, "file:"); ok {
 		if path == "" {
 			return "", fmt.Errorf("${file:} needs a path")
+		}
+		path, err := interpolateDepth(path, baseDir, depth+1)
+		if err != nil {
+			return "", fmt.Errorf("in the path of ${%s}: %w", ref, err)
 		}
 		if !filepath.IsAbs(path) && baseDir != "" {
 			path = filepath.Join(baseDir, path)
@@ -89,7 +131,11 @@ func resolveRef(ref, baseDir string) (string, error) {
 	}
 	v, set := os.LookupEnv(name)
 	if hasDef && v == "" {
-		return def, nil
+		d, err := interpolateDepth(def, baseDir, depth+1)
+		if err != nil {
+			return "", fmt.Errorf("in the default of ${%s:-...}: %w", name, err)
+		}
+		return d, nil
 	}
 	if !set {
 		return "", fmt.Errorf("environment variable %s is not set (use ${%s:-default} for a default)", name, name)

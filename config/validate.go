@@ -25,6 +25,10 @@ var (
 	workerName = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 )
 
+// MaxRecordBytesLimit is the largest log.max_record_bytes: the decoder of
+// sinks and tail accepts values up to 256 MiB.
+const MaxRecordBytesLimit = 256 << 20
+
 func (l *Log) Validate() error {
 	var errs []error
 	for i, b := range l.Brokers {
@@ -53,6 +57,10 @@ func (l *Log) Validate() error {
 	}
 	if l.ReplicationFactor != -1 && (l.ReplicationFactor < 1 || l.ReplicationFactor > 32767) {
 		errs = append(errs, fieldErr("replication_factor", "must be -1 (broker default) or between 1 and 32767, got %d", l.ReplicationFactor))
+	}
+	if l.MaxRecordBytes < 1<<10 || l.MaxRecordBytes > MaxRecordBytesLimit {
+		// 256 MiB: what sinks and tail decode (schema.decodeMaxBytes).
+		errs = append(errs, fieldErr("max_record_bytes", "must be between 1KiB and 256MiB, got %d", l.MaxRecordBytes.Int64()))
 	}
 	if l.CompactionInterval <= 0 {
 		errs = append(errs, fieldErr("compaction_interval", "must be positive, got %s", l.CompactionInterval))

@@ -185,14 +185,24 @@ func TestPGSnapshotThenStream(t *testing.T) {
 				last = diffStates(want, materialize(t, evs))
 				return last == ""
 			})
+			// One table: its first row is marked first, its last row last
+			// (Debezium's marks), every other snapshot row true.
 			reads := 0
+			marks := map[string]int{}
+			var firstMark, lastMark string
 			for _, e := range evs {
 				if e.op() == "r" {
 					reads++
-					if s, _ := e.Value["source"].(map[string]any)["snapshot"].(string); s != "true" && s != "last" {
-						t.Fatalf("op=r event with source.snapshot=%q", s)
+					s, _ := e.Value["source"].(map[string]any)["snapshot"].(string)
+					marks[s]++
+					if reads == 1 {
+						firstMark = s
 					}
+					lastMark = s
 				}
+			}
+			if marks["first"] != 1 || marks["last"] != 1 || firstMark != "first" || lastMark != "last" || marks["true"] != reads-2 {
+				t.Fatalf("snapshot marks %v (first row %q, last row %q), want one first, one last and %d true", marks, firstMark, lastMark, reads-2)
 			}
 			if reads < prefill/2 {
 				t.Fatalf("only %d snapshot reads for %d pre-filled rows", reads, prefill)

@@ -266,18 +266,36 @@ func TestSinkCrash(t *testing.T) {
 			w := startWorker(t, le, cfg)
 			wr := startWriter(t, db, n+1)
 			sq := openSQLite(t, path)
-			// Kill once the copy is partly applied: batches of 100 over
-			// 20000+ rows leave the sink mid-apply.
+			// Kill once the copy is partly applied (batches of 100 under a
+			// write workload leave the sink mid-apply) and the source's
+			// initial snapshot is durable: the slot's confirmed position
+			// moved past its consistent point, which the source does only
+			// after the completed-snapshot offset is written. A kill during
+			// the initial snapshot is the subject of issue 10 (the redone
+			// snapshot leaves rows deleted meanwhile in the log); the sink
+			// starts applying during the snapshot since it picks up the
+			// source's new topics at once.
 			deadline := time.Now().Add(60 * time.Second)
 			var seen int
+			var startLSN string
 			for {
 				if time.Now().After(deadline) {
-					t.Fatalf("the copy never started filling (%d rows)", seen)
+					t.Fatalf("the copy never started filling past the snapshot (%d rows, slot at %q)", seen, startLSN)
 				}
 				if w.exited() {
 					t.Fatalf("worker exited: %v\n%s", w.err, tail([]byte(w.output()), 4096))
 				}
-				if err := sq.QueryRow("SELECT count(*) FROM public_items").Scan(&seen); err == nil && seen > 0 {
+				var lsn string
+				if err := c.QueryRow(context.Background(), "SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&lsn); err == nil && lsn != "" && startLSN == "" {
+					startLSN = lsn
+				}
+				var moved bool
+				if startLSN != "" {
+					if err := c.QueryRow(context.Background(), "SELECT confirmed_flush_lsn > $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1", slot, startLSN).Scan(&moved); err != nil {
+						moved = false
+					}
+				}
+				if err := sq.QueryRow("SELECT count(*) FROM public_items").Scan(&seen); err == nil && seen > 0 && moved {
 					break
 				}
 				time.Sleep(20 * time.Millisecond)

@@ -330,6 +330,7 @@ func (d *decoder) rowChange(b *binding, vals []any) (*Change, error) {
 	}
 	row := make([]any, 0, len(b.fields))
 	var cols []*ColumnSpec // set only when a column is unavailable
+	var missing []*ColumnSpec
 	for i := range b.fields {
 		f := &b.fields[i]
 		v := vals[b.envIdx[i]]
@@ -337,10 +338,11 @@ func (d *decoder) rowChange(b *binding, vals []any) (*Change, error) {
 			if !b.cols[i].Key {
 				// Debezium sent its placeholder for a value the source did
 				// not log (an unchanged TOASTed column): leave the column as
-				// it is.
+				// it is. It is never written as NULL or as the placeholder.
 				if cols == nil {
 					cols = append([]*ColumnSpec(nil), b.cols[:i]...)
 				}
+				missing = append(missing, b.cols[i])
 				continue
 			}
 			nv, err := nativeValue(u.raw, &f.typ)
@@ -360,7 +362,7 @@ func (d *decoder) rowChange(b *binding, vals []any) (*Change, error) {
 			cols = append(cols, b.cols[i])
 		}
 	}
-	ch := &Change{Op: OpUpsert, Row: row, Cols: b.full}
+	ch := &Change{Op: OpUpsert, Row: row, Cols: b.full, Unavail: missing}
 	if cols != nil {
 		ch.Cols = b.table.intern(cols)
 	}

@@ -499,8 +499,8 @@ func direct(s avro.Schema, t *ColumnType) readFn {
 		case KindString, KindJSON, KindUUID, KindEnum, KindEnumSet, KindXML, KindTimeTZ:
 			return func(r *avroReader) any {
 				v := r.view()
-				if string(v) == unavailableValue {
-					return unavail{unavailableValue}
+				if string(v) == unavailableValue || string(v) == unavailableHstoreJSON {
+					return unavail{string(v)}
 				}
 				return string(v)
 			}

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"fmt"
 	"math/big"
 	"reflect"
 	"testing"
@@ -204,5 +205,117 @@ func TestTableName(t *testing.T) {
 	d.format = "x_${source.table}"
 	if _, err := d.tableName("single", nil); err == nil {
 		t.Fatal("want an error when the table cannot be known")
+	}
+}
+
+// TestReduceMergesByName: an update whose schema version added a column
+// (so it has as many columns as the earlier full row although one is a
+// placeholder) and lists its fields in another order takes the missing
+// value from the earlier change of the key by column name. Placeholders
+// neither change can fill stay in Unavail, from either side.
+func TestReduceMergesByName(t *testing.T) {
+	ts := &tableState{spec: &TableSpec{}, colsets: map[string]*ColSet{}, keyed: true}
+	id := &ColumnSpec{Name: "id", Key: true}
+	n := &ColumnSpec{Name: "n"}
+	body := &ColumnSpec{Name: "body"}
+	pic := &ColumnSpec{Name: "pic"}
+	points := &ColumnSpec{Name: "points"}
+	v1 := ts.intern([]*ColumnSpec{id, n, body, pic})
+	v2ph := ts.intern([]*ColumnSpec{id, points, pic, n}) // body unavailable
+	v1ph := ts.intern([]*ColumnSpec{id, n})              // body, pic unavailable
+	show := func(c Change) string {
+		s := ""
+		for i, col := range c.Cols.Columns {
+			s += fmt.Sprintf("%s=%v ", col.Name, c.Row[i])
+		}
+		s += "unavail="
+		for _, u := range c.Unavail {
+			s += u.Name + ","
+		}
+		return s
+	}
+	got := reduce(ts, []Change{
+		{Op: OpUpsert, Key: []any{int64(1)}, Cols: v1, Row: []any{int64(1), int64(1), "B1", "P1"}},
+		{Op: OpUpsert, Key: []any{int64(1)}, Cols: v2ph, Row: []any{int64(1), int64(7), "P1", int64(2)}, Unavail: []*ColumnSpec{body}},
+	})
+	if len(got) != 1 || show(got[0]) != "id=1 points=7 pic=P1 n=2 body=B1 unavail=" {
+		t.Fatalf("same column count across an ADD COLUMN: got %q", show(got[0]))
+	}
+	// Both placeholders: nothing to take, body stays unavailable; pic,
+	// unavailable in the first, is sent by the second.
+	got = reduce(ts, []Change{
+		{Op: OpUpsert, Key: []any{int64(2)}, Cols: v1ph, Row: []any{int64(2), int64(1)}, Unavail: []*ColumnSpec{body, pic}},
+		{Op: OpUpsert, Key: []any{int64(2)}, Cols: v2ph, Row: []any{int64(2), int64(7), "P2", int64(3)}, Unavail: []*ColumnSpec{body}},
+	})
+	if s := show(got[0]); s != "id=2 points=7 pic=P2 n=3 unavail=body," {
+		t.Fatalf("placeholders on both sides: got %q", s)
+	}
+	// The later change lacks a column (its schema version has none) the
+	// earlier one had a placeholder for: still unknown.
+	got = reduce(ts, []Change{
+		{Op: OpUpsert, Key: []any{int64(3)}, Cols: v1ph, Row: []any{int64(3), int64(1)}, Unavail: []*ColumnSpec{body, pic}},
+		{Op: OpUpsert, Key: []any{int64(3)}, Cols: v1, Row: []any{int64(3), int64(2), "B3", "P3"}},
+		{Op: OpUpsert, Key: []any{int64(3)}, Cols: v1ph, Row: []any{int64(3), int64(4)}, Unavail: []*ColumnSpec{body, pic}},
+	})
+	if s := show(got[0]); s != "id=3 n=4 body=B3 pic=P3 unavail=" {
+		t.Fatalf("a full row between two placeholders: got %q", s)
+	}
+}
+
+// TestSkipReason: a topics_regex never selects the pipeline's own topics
+// that carry no change events, named by the worker or by fixed rules.
+func TestSkipReason(t *testing.T) {
+	s := Spec{Name: "copy", DLQTopic: "copy.dlq", InternalTopics: map[string]string{
+		"shop.ddl": "schema history topic of source my", "my-offsets": "source offsets topic (log.offsets_topic)",
+	}}
+	for topic, skip := range map[string]bool{
+		"shop.ddl": true, "my-offsets": true, "copy.dlq": true, "other.dlq": true,
+		"shop.schema-history": true, "tributary-offsets": true, "_schemas": true, "_tributary-group-g": true,
+		"__consumer_offsets": true, "connect-offsets": true,
+		"shop.public.orders": false, "shop.shop.film": false, "shop.public.dlq_items": false,
+	} {
+		if got := s.skipReason(topic) != ""; got != skip {
+			t.Errorf("skipReason(%q) = %q, want skipped %v", topic, s.skipReason(topic), skip)
+		}
+	}
+}
+
+// TestIsUnavailableShapes: Debezium's placeholder in every shape its
+// PostgreSQL connector gives it (UnchangedToastedPlaceholder), and values
+// that merely resemble it.
+func TestIsUnavailableShapes(t *testing.T) {
+	ph := "__debezium_unavailable_value"
+	nums := func(wrap func(b byte) any) []any {
+		out := make([]any, len(ph))
+		for i := range len(ph) {
+			out[i] = wrap(ph[i])
+		}
+		return out
+	}
+	// Java's UUID.nameUUIDFromBytes("__debezium_unavailable_value".getBytes()).
+	const uuid = "b68a35a7-17ad-35b3-af2a-ae46edb4545a"
+	for name, v := range map[string]any{
+		"text": ph, "bytea": []byte(ph), "text[]": []any{ph}, "bytea[]": []any{[]byte(ph)},
+		"int4[]":     nums(func(b byte) any { return int(b) }),
+		"int8[]":     nums(func(b byte) any { return int64(b) }),
+		"int4[] gen": nums(func(b byte) any { return map[string]any{"int": int(b)} }),
+		"uuid[]":     []any{uuid},
+		"hstore map": map[string]any{ph: ph}, "hstore json": `{"` + ph + `":"` + ph + `"}`,
+		"wrapped": map[string]any{"string": ph},
+	} {
+		if !isUnavailable(v) {
+			t.Errorf("%s placeholder %v not recognised", name, v)
+		}
+	}
+	short := nums(func(b byte) any { return int64(b) })[1:]
+	off := nums(func(b byte) any { return int64(b) })
+	off[3] = int64(0)
+	for name, v := range map[string]any{
+		"text": ph + " ", "text[] of two": []any{ph, ph}, "int[] short": short, "int[] other": off,
+		"uuid": uuid, "hstore other": map[string]any{ph: "x"}, "empty": []any{},
+	} {
+		if isUnavailable(v) {
+			t.Errorf("%s value %v taken for the placeholder", name, v)
+		}
 	}
 }

@@ -14,6 +14,10 @@ type Metrics struct {
 	DeadLetters  *prometheus.CounterVec   // sink, topic: records sent to the dead-letter topic
 	Lag          *prometheus.GaugeVec     // sink, topic, partition: high watermark minus next offset
 	Errors       *prometheus.CounterVec   // sink: failures that stopped the sink
+	// Unavailable counts values the source did not send (unchanged TOAST
+	// placeholders) for rows the copy did not hold either: the copy has no
+	// value for them.
+	Unavailable *prometheus.CounterVec // sink, table, column
 }
 
 // NewMetrics creates the collectors and registers them on reg (nil: unregistered).
@@ -41,9 +45,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tributary_sink_errors_total", Help: "Errors that stopped the sink.",
 		}, []string{"sink"}),
+		Unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_sink_unavailable_values_total",
+			Help: "Values the source did not send (unchanged TOASTed values, __debezium_unavailable_value) for rows the copy did not hold: the copy has no value for them.",
+		}, []string{"sink", "table", "column"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Records, m.Changes, m.Batches, m.BatchSeconds, m.DeadLetters, m.Lag, m.Errors)
+		reg.MustRegister(m.Records, m.Changes, m.Batches, m.BatchSeconds, m.DeadLetters, m.Lag, m.Errors, m.Unavailable)
 	}
 	return m
 }

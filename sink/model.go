@@ -361,6 +361,13 @@ type Change struct {
 	// Cols and Row are the columns and values written by an upsert or insert.
 	Cols *ColSet
 	Row  []any
+	// Unavail lists the columns the source did not send a value for
+	// (Debezium's __debezium_unavailable_value placeholder, an unchanged
+	// TOASTed value): they are absent from Cols, so an upsert leaves the
+	// row's current value alone. reduce fills them, by column name, from an
+	// earlier change of the same key in the batch; those left are known
+	// only to the target's current row (see Tx.Apply and MissingKeys).
+	Unavail []*ColumnSpec
 	// Rec is the Kafka record the change came from.
 	Rec *Record
 }

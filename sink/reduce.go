@@ -14,8 +14,13 @@ import (
 //
 //   - The last change of a key wins.
 //   - A truncate discards every change before it.
-//   - An upsert missing columns the source did not send (unchanged TOAST)
-//     takes them from an earlier upsert of the same key in the batch.
+//   - An upsert or insert lacking columns an earlier upsert or insert of
+//     the same key in the batch wrote takes their values from it, matched
+//     by column NAME: the columns the source did not send (unchanged TOAST
+//     placeholders) and the columns its schema version does not have. The
+//     result is what applying both changes in turn would leave, whatever
+//     the number of columns or the schema versions of the two (an ADD
+//     COLUMN between them gives the later one more columns, not fewer).
 //   - A delete followed by an insert (insert.mode: insert, or a primary-key
 //     change moving back) becomes an upsert, since the delete is dropped.
 func reduce(t *tableState, changes []Change) []Change {
@@ -64,7 +69,7 @@ func reduce(t *tableState, changes []Change) []Change {
 		switch {
 		case c.Op == OpInsert && prev.Op == OpDelete:
 			c.Op = OpUpsert
-		case c.Op != OpDelete && (prev.Op == OpUpsert || prev.Op == OpInsert) && len(c.Cols.Columns) < len(prev.Cols.Columns):
+		case c.Op != OpDelete && (prev.Op == OpUpsert || prev.Op == OpInsert) && c.Cols != prev.Cols:
 			c = mergeMissing(t, c, prev)
 		}
 		out[i] = c
@@ -72,23 +77,60 @@ func reduce(t *tableState, changes []Change) []Change {
 	return out
 }
 
-// mergeMissing completes c with the values prev has for columns c lacks.
+// mergeMissing completes c with the values prev has for columns c lacks,
+// matched by name. c.Unavail keeps the placeholders neither change has a
+// value for: those of c that prev lacks too, and those of prev that c lacks.
 func mergeMissing(t *tableState, c, prev Change) Change {
-	have := make(map[*ColumnSpec]bool, len(c.Cols.Columns))
+	have := make(map[string]bool, len(c.Cols.Columns))
 	for _, col := range c.Cols.Columns {
-		have[col] = true
+		have[col.Name] = true
 	}
-	cols := append([]*ColumnSpec(nil), c.Cols.Columns...)
-	row := append([]any(nil), c.Row...)
-	for i, col := range prev.Cols.Columns {
-		if !have[col] {
-			cols = append(cols, col)
-			row = append(row, prev.Row[i])
+	var unavail []*ColumnSpec
+	if len(c.Unavail) > 0 || len(prev.Unavail) > 0 {
+		inPrev := make(map[string]bool, len(prev.Cols.Columns))
+		for _, col := range prev.Cols.Columns {
+			inPrev[col.Name] = true
+		}
+		for _, u := range c.Unavail {
+			if !inPrev[u.Name] {
+				unavail = append(unavail, u)
+			}
+		}
+		for _, u := range prev.Unavail {
+			if !have[u.Name] && !containsName(unavail, u.Name) {
+				unavail = append(unavail, u)
+			}
 		}
 	}
-	c.Cols = t.intern(cols)
-	c.Row = row
+	c.Unavail = unavail
+	var cols []*ColumnSpec
+	var row []any
+	for i, col := range prev.Cols.Columns {
+		if have[col.Name] {
+			continue
+		}
+		if cols == nil {
+			n := len(c.Cols.Columns) + len(prev.Cols.Columns) - i
+			cols = append(make([]*ColumnSpec, 0, n), c.Cols.Columns...)
+			row = append(make([]any, 0, n), c.Row...)
+		}
+		cols = append(cols, col)
+		row = append(row, prev.Row[i])
+	}
+	if cols != nil {
+		c.Cols = t.intern(cols)
+		c.Row = row
+	}
 	return c
+}
+
+func containsName(cols []*ColumnSpec, name string) bool {
+	for _, c := range cols {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // writeKey writes a type-tagged, unambiguous form of a key.

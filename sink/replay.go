@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"sync"
 	"time"
 
@@ -231,7 +230,7 @@ func replayHeads(ctx context.Context, adm *kadm.Client, spec Spec) (map[TopicPar
 	var topics []string
 	for _, t := range details.Names() {
 		td := details[t]
-		if re != nil && (!re.MatchString(t) || strings.HasPrefix(t, "_") || t == spec.DLQTopic) {
+		if re != nil && (!re.MatchString(t) || spec.skipReason(t) != "") {
 			continue
 		}
 		if td.Err != nil {
@@ -387,6 +386,25 @@ func (x *replayTx) Apply(ctx context.Context, spec *TableSpec, changes []Change)
 		}
 	}
 	return x.Tx.Apply(ctx, x.w.rename(spec), changes)
+}
+
+// MissingKeys looks in the table being rebuilt: the shadow, or in place
+// nothing until the table is emptied in its first transaction of the
+// replay (it will be before these changes apply).
+func (x *replayTx) MissingKeys(ctx context.Context, spec *TableSpec, keys [][]any) ([]int, error) {
+	q := spec.QualifiedName()
+	x.w.mu.Lock()
+	done := x.w.prepared[q]
+	x.w.mu.Unlock()
+	mk, ok := x.Tx.(MissingKeysTx)
+	if !ok || x.w.inPlace && !done && !x.truncated[q] {
+		all := make([]int, len(keys))
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
+	}
+	return mk.MissingKeys(ctx, x.w.rename(spec), keys)
 }
 
 func (x *replayTx) StoreOffsets(ctx context.Context, name string, next map[TopicPartition]int64) error {

@@ -10,11 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Deps are the shared services a sink runs on.
@@ -26,6 +29,11 @@ type Deps struct {
 	Decoder Decoder
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// TopicsChanged, when set, receives when a topic was created by a
+	// source of the same worker: the sink looks for new topics at once
+	// instead of at its next topic_refresh_interval, so the first rows of a
+	// fresh pipeline reach the copy without waiting for it.
+	TopicsChanged <-chan struct{}
 }
 
 // GroupName is the consumer group whose offsets the sink commits after each
@@ -63,6 +71,9 @@ func Run(ctx context.Context, spec Spec, target Target, deps Deps) error {
 		known:     map[TopicPartition]bool{},
 		committed: map[TopicPartition]int64{},
 		missing:   map[string]bool{},
+
+		unavailLogged: map[string]bool{},
+		skipped:       map[string]bool{},
 	}
 	if spec.TopicsRegex != "" {
 		r.regex = regexp.MustCompile("^(?:" + spec.TopicsRegex + ")$")
@@ -117,9 +128,14 @@ type runner struct {
 	known     map[TopicPartition]bool
 	committed map[TopicPartition]int64 // next offsets stored in the target
 	missing   map[string]bool          // listed topics not yet created (logged once)
+	skipped   map[string]bool          // non-change topics the regex matches (logged once)
 	dlqReady  bool
 	// startedBefore is true once the sink stored its first positions.
 	startedBefore bool
+	// unavailLogged holds the tables whose unknown unchanged-TOAST values
+	// were logged (only the goroutine applying batches, one at a time,
+	// touches it).
+	unavailLogged map[string]bool
 
 	b batch
 
@@ -129,6 +145,12 @@ type runner struct {
 	// log order, and a failed batch stops the sink before anything after it
 	// is applied.
 	inflight *job
+	// woken is set when TopicsChanged fired; pollCancel ends the poll
+	// waiting meanwhile, so discovery runs at once.
+	woken      atomic.Bool
+	pollMu     sync.Mutex
+	pollCancel context.CancelFunc
+
 	// spare holds the change slices of the last committed batch, emptied,
 	// for the next batches to fill without growing new ones.
 	spare     map[*tableState][]Change
@@ -210,7 +232,14 @@ func (r *runner) run(ctx context.Context) error {
 		}
 		return fmt.Errorf("sink %s: %w", name, err)
 	}
+	if ch := r.deps.TopicsChanged; ch != nil {
+		go r.watchTopics(ctx, ch)
+	}
 	nextRefresh := time.Now().Add(r.spec.TopicRefreshInterval)
+	// After a source of this worker created a topic, look again a few
+	// times in quick succession until fastUntil: the new topic may take a
+	// moment to show in the cluster's metadata.
+	var fastUntil time.Time
 	for {
 		if ctx.Err() != nil {
 			return r.shutdown(ctx)
@@ -219,6 +248,10 @@ func (r *runner) run(ctx context.Context) error {
 			if err := r.await(); err != nil {
 				return r.stopped(ctx, err)
 			}
+		}
+		if r.woken.Swap(false) {
+			nextRefresh = time.Now()
+			fastUntil = time.Now().Add(fastRefreshFor)
 		}
 		wait := time.Until(nextRefresh)
 		if r.b.records > 0 {
@@ -243,6 +276,9 @@ func (r *runner) run(ctx context.Context) error {
 				r.log.Warn("looking for new topics and partitions failed; will retry", "err", err)
 			}
 			nextRefresh = time.Now().Add(r.spec.TopicRefreshInterval)
+			if time.Now().Before(fastUntil) {
+				nextRefresh = time.Now().Add(min(fastRefreshEvery, r.spec.TopicRefreshInterval))
+			}
 		}
 	}
 }
@@ -303,13 +339,11 @@ func (r *runner) loadOffsets(ctx context.Context) (map[TopicPartition]int64, err
 // discover finds the partitions to consume and starts the new ones at their
 // stored offset, or where Spec.Start says.
 func (r *runner) discover(ctx context.Context, first bool) error {
-	var details kadm.TopicDetails
-	var err error
+	var names []string
 	if r.regex == nil {
-		details, err = r.adm.ListTopics(ctx, r.spec.Topics...)
-	} else {
-		details, err = r.adm.ListTopics(ctx)
+		names = r.spec.Topics
 	}
+	details, err := listTopicsNow(ctx, r.cl, names)
 	if err != nil {
 		return fmt.Errorf("listing topics: %w", err)
 	}
@@ -317,8 +351,17 @@ func (r *runner) discover(ctx context.Context, first bool) error {
 	var atEnd []string
 	for _, topic := range details.Names() {
 		td := details[topic]
-		if r.regex != nil && (!r.regex.MatchString(topic) || strings.HasPrefix(topic, "_") || topic == r.spec.DLQTopic) {
-			continue
+		if r.regex != nil {
+			if !r.regex.MatchString(topic) {
+				continue
+			}
+			if why := r.spec.skipReason(topic); why != "" {
+				if !r.skipped[topic] {
+					r.skipped[topic] = true
+					r.log.Info("topic matches topics_regex but carries no change events; not consumed", "topic", topic, "why", why)
+				}
+				continue
+			}
 		}
 		if td.Err != nil {
 			if errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
@@ -371,6 +414,39 @@ func (r *runner) discover(ctx context.Context, first bool) error {
 	return nil
 }
 
+// listTopicsNow is kadm's ListTopics without its metadata cache: kadm
+// answers from metadata up to MetadataMinAge (5 s) old, so a topic created
+// just after the last look would stay unseen that long, while a sink woken
+// by its worker's source must see it at once. names nil lists every topic
+// (internal ones excluded, as kadm does).
+func listTopicsNow(ctx context.Context, cl *kgo.Client, names []string) (kadm.TopicDetails, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	// A listed topic that does not exist yet must not be created here with
+	// the broker's defaults: its source creates it, compacted.
+	req.AllowAutoTopicCreation = false
+	for _, n := range names {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(n)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	out := make(kadm.TopicDetails, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic == nil || names == nil && t.IsInternal {
+			continue
+		}
+		td := kadm.TopicDetail{Topic: *t.Topic, IsInternal: t.IsInternal, Partitions: kadm.PartitionDetails{}, Err: kerr.ErrorForCode(t.ErrorCode)}
+		for _, p := range t.Partitions {
+			td.Partitions[p.Partition] = kadm.PartitionDetail{Topic: *t.Topic, Partition: p.Partition, Leader: p.Leader, Err: kerr.ErrorForCode(p.ErrorCode)}
+		}
+		out[*t.Topic] = td
+	}
+	return out, nil
+}
+
 // startAtEnd runs on the sink's very first start. It resolves "start:
 // latest" to exact offsets and stores them at once, so a restart continues
 // from there instead of skipping what was written while the sink was down,
@@ -421,10 +497,46 @@ func (r *runner) startAtEnd(ctx context.Context, topics []string, add map[string
 	return nil
 }
 
+// After a topic was created by a source of the worker, topics are looked
+// for every fastRefreshEvery for fastRefreshFor.
+const (
+	fastRefreshEvery = 200 * time.Millisecond
+	fastRefreshFor   = 3 * time.Second
+)
+
+// watchTopics turns each receive on ch into an immediate topic discovery:
+// it marks the runner woken and ends the poll in progress.
+func (r *runner) watchTopics(ctx context.Context, ch <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			r.woken.Store(true)
+			r.pollMu.Lock()
+			if r.pollCancel != nil {
+				r.pollCancel()
+			}
+			r.pollMu.Unlock()
+		}
+	}
+}
+
 // poll waits up to wait for records and adds them to the batch.
 func (r *runner) poll(ctx context.Context, wait time.Duration) error {
 	pctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	r.pollMu.Lock()
+	r.pollCancel = cancel
+	r.pollMu.Unlock()
+	defer func() {
+		r.pollMu.Lock()
+		r.pollCancel = nil
+		r.pollMu.Unlock()
+	}()
+	if r.woken.Load() {
+		return nil // discover first
+	}
 	n := min(r.spec.MaxPollRecords, r.spec.BatchSize-r.b.records)
 	if n <= 0 {
 		return nil
@@ -691,6 +803,9 @@ func (r *runner) apply(ctx context.Context, b *batch, isolate bool) (map[Op]int,
 		changes := b.changes[t]
 		if !isolate {
 			red := b.reduced[t]
+			if err := r.checkUnavail(ctx, tx, t.spec, red); err != nil {
+				return nil, err
+			}
 			if err := tx.Apply(ctx, t.spec, red); err != nil {
 				return nil, fmt.Errorf("applying %d changes to table %s: %w", len(red), t.spec.QualifiedName(), err)
 			}
@@ -704,6 +819,9 @@ func (r *runner) apply(ctx context.Context, b *batch, isolate bool) (map[Op]int,
 			const sp = "tributary_change"
 			if err := tx.Savepoint(ctx, sp); err != nil {
 				return nil, fmt.Errorf("savepoint: %w", err)
+			}
+			if err := r.checkUnavail(ctx, tx, t.spec, c); err != nil {
+				return nil, err
 			}
 			if err := tx.Apply(ctx, t.spec, c); err != nil {
 				if ctx.Err() != nil || !r.target.Rejected(err) {
@@ -738,6 +856,79 @@ func (r *runner) apply(ctx context.Context, b *batch, isolate bool) (map[Op]int,
 		return nil, fmt.Errorf("committing batch: %w", err)
 	}
 	return counts, nil
+}
+
+// checkUnavail finds the upserts of changes (one table's, as Apply gets
+// them) that carry a placeholder for a value the source did not send and
+// that neither the batch nor the copy's current row can fill: the row is
+// not in the copy. Each such value is counted in
+// tributary_sink_unavailable_values_total and logged once per table, since
+// the copy cannot hold it (the upsert leaves the column out; it never
+// writes NULL or the placeholder).
+func (r *runner) checkUnavail(ctx context.Context, tx Tx, spec *TableSpec, changes []Change) error {
+	var idx []int
+	for i := range changes {
+		if c := &changes[i]; len(c.Unavail) > 0 && (c.Op == OpUpsert || c.Op == OpInsert) {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	var missing []int
+	switch mk, ok := tx.(MissingKeysTx); {
+	case changes[0].Op == OpTruncate:
+		// Emptied first: no current row holds the values.
+		missing = idx
+	case len(spec.Key) == 0:
+		missing = idx
+	case !ok:
+		missing = idx
+		if !r.unavailLogged[spec.QualifiedName()+"\x00?"] {
+			r.unavailLogged[spec.QualifiedName()+"\x00?"] = true
+			r.log.Warn("the target cannot tell whether it holds the rows of unchanged TOASTed values; each is counted as unknown",
+				"table", spec.QualifiedName(), "target", fmt.Sprintf("%T", tx))
+		}
+	default:
+		keys := make([][]any, len(idx))
+		for j, i := range idx {
+			keys[j] = changes[i].Key
+		}
+		m, err := mk.MissingKeys(ctx, spec, keys)
+		if err != nil {
+			return fmt.Errorf("looking up the rows of %d changes with unchanged TOASTed values in table %s: %w", len(keys), spec.QualifiedName(), err)
+		}
+		for _, j := range m {
+			missing = append(missing, idx[j])
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	table := spec.QualifiedName()
+	cols := map[string]bool{}
+	for _, i := range missing {
+		for _, col := range changes[i].Unavail {
+			r.m.Unavailable.WithLabelValues(r.spec.Name, table, col.Name).Inc()
+			cols[col.Name] = true
+		}
+	}
+	if !r.unavailLogged[table] {
+		r.unavailLogged[table] = true
+		names := make([]string, 0, len(cols))
+		for n := range cols {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		first := changes[missing[0]]
+		where := ""
+		if first.Rec != nil {
+			where = first.Rec.where()
+		}
+		r.log.Warn("the source did not send an unchanged TOASTed value (__debezium_unavailable_value) and the copy does not hold the row either: the copy has no value for it until the column changes at the source (logged once per table; counted in tributary_sink_unavailable_values_total). Set REPLICA IDENTITY FULL on the source table so every value is sent, or start the sink from the earliest offset",
+			"table", table, "columns", strings.Join(names, ","), "rows", len(missing), "first", where)
+	}
+	return nil
 }
 
 // produceDeadLetters writes the batch's dead letters and waits for the log

@@ -889,3 +889,32 @@ func TestSpecValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicsChangedWakesDiscovery: a topic created after the sink started
+// is consumed at once when Deps.TopicsChanged fires, not after
+// topic_refresh_interval.
+func TestTopicsChangedWakesDiscovery(t *testing.T) {
+	e := newEnv(t)
+	spec := e.spec("wake")
+	spec.Topics = nil
+	spec.TopicsRegex = `wake\..*`
+	spec.TopicRefreshInterval = time.Hour
+	deps := e.deps()
+	changed := make(chan struct{}, 1)
+	deps.TopicsChanged = changed
+	r := start(context.Background(), spec, e.target(), deps)
+	time.Sleep(300 * time.Millisecond) // the sink's first look found nothing
+	topic := "wake.public.customers"
+	e.createTopic(topic, 1)
+	e.produce(ev(t, e.encoder(customers(topic)), "c", nil, row(1, "woken", nil)))
+	changed <- struct{}{}
+	db := e.openDB()
+	began := time.Now()
+	waitOffsets(t, db, r, "wake", map[string]int64{topic + "/0": 1})
+	if took := time.Since(began); took > 5*time.Second {
+		t.Fatalf("the new topic was consumed %v after the wake-up", took)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -98,6 +98,20 @@ type Tx interface {
 	Rollback(ctx context.Context) error
 }
 
+// MissingKeysTx is implemented by the Tx of targets that can tell which
+// rows a table holds. The runtime asks it, before Apply, about the upserts
+// that carry a placeholder for a value the source did not send (an
+// unchanged TOASTed column, Change.Unavail) and that no earlier change of
+// the batch could fill: such a value is known only to the copy's current
+// row. A key the table lacks means the value is truly unknown (e.g. a sink
+// started with start: latest); the runtime counts and logs it, never
+// silently, and the upsert leaves the column out.
+type MissingKeysTx interface {
+	// MissingKeys returns the indexes, in keys, of the keys (values of
+	// t.Key, in order) the table has no row for.
+	MissingKeys(ctx context.Context, t *TableSpec, keys [][]any) ([]int, error)
+}
+
 // TopicPartition names one partition of a topic.
 type TopicPartition struct {
 	Topic     string

@@ -22,9 +22,11 @@ type Spec struct {
 	// Topics to consume, by name. Exactly one of Topics and TopicsRegex is set.
 	Topics []string `yaml:"topics" desc:"Topics to consume, by name. Give topics or topics_regex. A topic that does not exist yet is consumed from its start once created."`
 	// TopicsRegex selects topics by a Go regular expression (RE2), matched
-	// against the whole topic name. Internal topics ("__*", "_schemas") and
-	// the sink's own dead-letter topic never match.
-	TopicsRegex string `yaml:"topics_regex" desc:"Go (RE2) regular expression matched against whole topic names, e.g. shop\\.public\\..*. Topics starting with _ and the sink's dead-letter topic never match."`
+	// against the whole topic name. The pipeline's own non-change topics
+	// never match (see skipReason): names starting with _ (_schemas,
+	// __consumer_offsets, _tributary-*), the offsets topic, schema history
+	// topics, dead-letter topics; they are logged as skipped at start.
+	TopicsRegex string `yaml:"topics_regex" desc:"Go (RE2) regular expression matched against whole topic names, e.g. shop\\..*. The pipeline's own topics that carry no change events never match, and are logged as skipped: names starting with _ (_schemas, _tributary-*), the offsets topic (log.offsets_topic, tributary-offsets), schema history topics (<topic_prefix>.schema-history or the configured schema_history_topic), dead-letter topics (<sink>.dlq or the configured one), Debezium's schema change, transaction and signal topics of each source's prefix (<prefix>, <prefix>.transaction, <prefix>-signal) and Kafka Connect's connect-offsets/-configs/-status."`
 	// Start is where a partition with no stored offset begins: "earliest"
 	// (default) or "latest". It applies to partitions that exist when the
 	// sink first starts; partitions created later always start at their
@@ -64,7 +66,13 @@ type Spec struct {
 	DLQTopic string `yaml:"errors.deadletterqueue.topic.name" desc:"Dead-letter topic. Default <name>.dlq."`
 	// TopicRefreshInterval is how often new topics and partitions are looked
 	// for.
-	TopicRefreshInterval time.Duration `yaml:"topic_refresh_interval" default:"10s" desc:"How often new topics and partitions are looked for."`
+	TopicRefreshInterval time.Duration `yaml:"topic_refresh_interval" default:"10s" desc:"How often new topics and partitions are looked for. Topics created by a source of the same worker are picked up at once."`
+	// InternalTopics names the pipeline's own topics that never carry
+	// change events (topic -> why), as the worker knows them from its
+	// config: the offsets topic, each source's schema history topic, each
+	// sink's dead-letter topic. A topics_regex never selects them, nor the
+	// fixed names of sink/topics.go. Not a YAML key.
+	InternalTopics map[string]string `yaml:"-"`
 	// ShutdownTimeout bounds the final flush when the sink is stopped.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"30s" desc:"Bound on applying the last consumed records when the sink stops."`
 }

@@ -2,6 +2,8 @@ package sink
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -15,27 +17,79 @@ import (
 // an unchanged TOASTed column (schema.UnavailableValue).
 const unavailableValue = "__debezium_unavailable_value"
 
+// unavailableHstoreJSON is the placeholder of an hstore column that
+// Debezium sends as JSON (hstore.handling.mode=json): the map {ph: ph}.
+const unavailableHstoreJSON = `{"` + unavailableValue + `":"` + unavailableValue + `"}`
+
+// unavailableUUID is the element of Debezium's placeholder for a uuid[]
+// column: Java's UUID.nameUUIDFromBytes of the placeholder (an MD5,
+// version 3 name-based UUID).
+var unavailableUUID = func() string {
+	h := md5.Sum([]byte(unavailableValue))
+	h[6] = h[6]&0x0f | 0x30
+	h[8] = h[8]&0x3f | 0x80
+	x := hex.EncodeToString(h[:])
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
+}()
+
 // isUnavailable reports whether a raw decoded value is Debezium's
-// placeholder for a value the source did not send (unchanged TOAST).
+// placeholder for a value the source did not send (unchanged TOAST), in the
+// shape Debezium gives it for the column's type: the string, its bytes
+// (bytea), a one-element array of either (text[], bytea[]), an array of
+// its bytes as numbers (int2[], int4[], int8[]), a one-element array of
+// its name-based UUID (uuid[]), or the map {placeholder: placeholder}
+// (hstore, as a map or as JSON text).
 func isUnavailable(v any) bool {
 	switch x := v.(type) {
 	case string:
-		return x == unavailableValue
+		return x == unavailableValue || x == unavailableHstoreJSON
 	case []byte:
 		return string(x) == unavailableValue
 	case []any:
-		return len(x) == 1 && isUnavailable(x[0])
-	case map[string]any:
-		// A union wrapped by a generic decoder: {"string": "__debezium..."}.
 		if len(x) == 1 {
+			e := unwrapUnion(x[0])
+			return isUnavailable(e) || e == unavailableUUID
+		}
+		return isUnavailableNumbers(x)
+	case map[string]any:
+		if len(x) == 1 {
+			if e, ok := x[unavailableValue]; ok {
+				return unwrapUnion(e) == unavailableValue
+			}
+			// A union wrapped by a generic decoder: {"string": "__debezium..."}.
 			for k, e := range x {
-				if k == "string" || k == "bytes" || k == "array" {
+				if k == "string" || k == "bytes" || k == "array" || k == "map" {
 					return isUnavailable(e)
 				}
 			}
 		}
 	}
 	return false
+}
+
+// isUnavailableNumbers reports whether x is the placeholder's bytes as
+// numbers, Debezium's placeholder of an integer array.
+func isUnavailableNumbers(x []any) bool {
+	if len(x) != len(unavailableValue) {
+		return false
+	}
+	for i, e := range x {
+		var n int64
+		switch y := unwrapUnion(e).(type) {
+		case int:
+			n = int64(y)
+		case int32:
+			n = int64(y)
+		case int64:
+			n = y
+		default:
+			return false
+		}
+		if n != int64(unavailableValue[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // unwrapUnion undoes a generic decoder's {"<branch name>": value} wrapping of

@@ -52,6 +52,9 @@ type Deps struct {
 	NewTxnClient func(transactionalID string) (*kgo.Client, error)
 	// TxnInterval is how long a transaction stays open at most.
 	TxnInterval time.Duration
+	// MaxRecordBytes is log.max_record_bytes, for the error that names a
+	// record above it.
+	MaxRecordBytes int64
 }
 
 // Run runs one connector until ctx is done or it fails, then flushes what is
@@ -241,6 +244,7 @@ func (rt *runtime) Codec(ctx context.Context, t *schema.Table, src *schema.Sourc
 		// Kafka refuses null keys on compacted topics, so a table without a
 		// key (and without key_columns) gets a delete-policy topic.
 		Name: t.Topic, Partitions: rt.d.Partitions, ReplicationFactor: rt.d.ReplicationFactor, Compacted: len(t.Key) > 0,
+		Records: true,
 	}); err != nil {
 		return nil, err
 	}
@@ -388,6 +392,9 @@ func (rt *runtime) EmitBatchDone(ctx context.Context, rs []Record, done func()) 
 }
 
 func (rt *runtime) acked(ep *epoch, rec *kgo.Record, err error) {
+	if err != nil {
+		err = tooLarge(rt.d.Registry, rt.d.MaxRecordBytes, rec, err)
+	}
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	ep.pending--
@@ -410,6 +417,9 @@ func (rt *runtime) acked(ep *epoch, rec *kgo.Record, err error) {
 	}
 	rt.ackEvents++
 	rt.ackBytes += len(rec.Key) + len(rec.Value)
+	// The record stays in its slab until the slab is used up: drop its
+	// bytes now, or a large value stays alive after the log has it.
+	rec.Key, rec.Value = nil, nil
 	if rt.ackEvents >= ackFlushEvery || ep.pending == 0 {
 		rt.flushAckCounts()
 	}

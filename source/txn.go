@@ -97,6 +97,7 @@ func (t *txnRuntime) setErr(err error) {
 
 func (t *txnRuntime) ack(rec *kgo.Record, err error) {
 	if err != nil {
+		err = tooLarge(t.d.Registry, t.d.MaxRecordBytes, rec, err)
 		t.d.Metrics.ProducerErrors.WithLabelValues(t.name).Inc()
 		t.log.Error("the log refused a record; the transaction will be aborted", "topic", rec.Topic, "error", err)
 		t.setErr(fmt.Errorf("producing to %s: %w", rec.Topic, err))

@@ -68,7 +68,10 @@ func sinkDeps(svc *Services, m *sink.Metrics) sink.Deps {
 // sinkUnits turns sinks into units. The first run uses the target opened
 // (and validated) at start; later runs, after a worker group moved the sink
 // away and back, open a new one because sink.Run closes its target.
-func sinkUnits(sinks []openedSink, deps sink.Deps, log *slog.Logger) []unit {
+//
+// bus, when set, wakes each running sink when a source of the worker
+// created a topic.
+func sinkUnits(sinks []openedSink, deps sink.Deps, bus *topicBus, log *slog.Logger) []unit {
 	var out []unit
 	for _, s := range sinks {
 		name, typ := s.entry.Name, s.entry.Type
@@ -83,6 +86,11 @@ func sinkUnits(sinks []openedSink, deps sink.Deps, log *slog.Logger) []unit {
 			}
 			d := deps
 			d.Logger = log.With("sink", name)
+			if bus != nil {
+				ch, unsubscribe := bus.subscribe()
+				defer unsubscribe()
+				d.TopicsChanged = ch
+			}
 			if err := sink.Run(ctx, s.spec, target, d); err != nil {
 				return fmt.Errorf("%s (%s sink %s): %w", s.entry.Path, typ, name, err)
 			}

@@ -34,6 +34,14 @@ type Services struct {
 	Registry    *sr.Client
 	clientCfg   broker.ClientConfig
 	closers     []func()
+	failed      bool
+}
+
+// CloseAfterFailure is Close for a run that failed: an embedded log folder
+// this run created and never wrote a record to is removed again.
+func (s *Services) CloseAfterFailure() {
+	s.failed = true
+	s.Close()
 }
 
 // Close stops what StartServices started, in reverse order.
@@ -61,7 +69,7 @@ func StartServices(ctx context.Context, p *config.Pipeline, log *slog.Logger) (*
 	ok := false
 	defer func() {
 		if !ok {
-			s.Close()
+			s.CloseAfterFailure()
 		}
 	}()
 	s.clientCfg = broker.ClientConfig{
@@ -70,6 +78,7 @@ func StartServices(ctx context.Context, p *config.Pipeline, log *slog.Logger) (*
 		Compression:      p.Log.Compression,
 		TLS:              p.Log.TLS != nil,
 		MaxBufferedBytes: p.Worker.MaxInFlightBytes.Int64(),
+		MaxRecordBytes:   p.Log.MaxRecordBytes.Int64(),
 	}
 	if p.Log.SASL != nil {
 		s.clientCfg.SASL = &broker.SASL{Mechanism: p.Log.SASL.Mechanism, User: p.Log.SASL.User, Password: string(p.Log.SASL.Password)}
@@ -81,12 +90,19 @@ func StartServices(ctx context.Context, p *config.Pipeline, log *slog.Logger) (*
 			SyncWrites:         p.Log.SyncWrites,
 			CompactionInterval: p.Log.CompactionInterval,
 			Partitions:         p.Log.Partitions,
+			MaxRecordBytes:     p.Log.MaxRecordBytes.Int64(),
 			Logger:             log,
 		})
 		if err != nil {
 			return nil, err
 		}
-		s.closers = append(s.closers, emb.Close)
+		s.closers = append(s.closers, func() {
+			if s.failed {
+				emb.CloseDiscardingUnused()
+			} else {
+				emb.Close()
+			}
+		})
 		s.clientCfg.Brokers = []string{emb.Addr()}
 		log.Info("embedded log started", "listen", emb.Addr(), "data_dir", p.Log.DataDir, "sync_writes", p.Log.SyncWrites)
 	}
@@ -211,7 +227,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // Run runs the pipeline until ctx is done or every connector has ended.
 // A connector that fails for good stops alone (failed in /status, /readyz
 // not ready); Run then returns its error once the others have stopped too.
-func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
+func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) (err error) {
 	srcs, err := openSources(p, log)
 	sinks, sinkErr := openSinks(p, log)
 	if err = errors.Join(err, sinkErr); err != nil {
@@ -243,28 +259,36 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
+	defer func() {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			svc.CloseAfterFailure()
+			return
+		}
+		svc.Close()
+	}()
 
 	cl, err := svc.NewClient(kgo.ProducerLinger(p.Worker.FlushInterval))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	topics := broker.NewTopics(cl)
+	topics := broker.NewTopics(cl).WithMaxRecordBytes(p.Log.MaxRecordBytes.Int64(), !p.Log.Embedded())
 	if err := topics.Ensure(runCtx, broker.TopicSpec{
 		Name: p.Log.OffsetsTopic, Partitions: 1, ReplicationFactor: int16(p.Log.ReplicationFactor), Compacted: true,
 	}); err != nil {
 		return fmt.Errorf("log.offsets_topic: %w", err)
 	}
 	store := offsets.NewStore(cl, p.Log.OffsetsTopic)
+	bus := newTopicBus()
 	deps := source.Deps{
 		Client:            cl,
-		Topics:            topics,
+		Topics:            notifyingTopics{inner: topics, bus: bus},
 		Registry:          svc.Registry,
 		Offsets:           store,
 		Metrics:           metrics,
 		Partitions:        int32(p.Log.Partitions),
 		ReplicationFactor: int16(p.Log.ReplicationFactor),
+		MaxRecordBytes:    p.Log.MaxRecordBytes.Int64(),
 	}
 	if p.Worker.ExactlyOnce {
 		deps.TxnInterval = p.Worker.TransactionInterval
@@ -297,7 +321,11 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) error {
 	reg.MustRegister(restarts)
 	sup := &supervisor{ctx: runCtx, log: log, st: st, running: map[string]*runningUnit{},
 		restart: restartPolicy{initial: p.Worker.RestartBackoff, max: p.Worker.RestartBackoffMax, upBefore: p.Worker.RestartAfterUp, restarts: restarts}}
-	units := append(sourceUnits(srcs, deps, log), sinkUnits(sinks, sinkDeps(svc, sinkMetrics), log)...)
+	internal := internalTopics(p, srcs, sinks)
+	for i := range sinks {
+		sinks[i].spec.InternalTopics = internal
+	}
+	units := append(sourceUnits(srcs, deps, log), sinkUnits(sinks, sinkDeps(svc, sinkMetrics), bus, log)...)
 	if p.Worker.Group == "" {
 		for _, u := range units {
 			sup.start(u)

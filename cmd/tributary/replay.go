@@ -138,6 +138,7 @@ func openSinkConfig(p *config.Pipeline, name string, log *slog.Logger) (sink.Spe
 		return sink.Spec{}, nil, nil, err
 	}
 	spec.Name = c.Name
+	spec.InternalTopics = worker.InternalTopics(p, log)
 	target, err := d.Open(c.Name, cfg, log.With("sink", c.Name))
 	if err != nil {
 		return sink.Spec{}, nil, nil, fmt.Errorf("%s (%s): %w", c.Path, c.Name, err)

@@ -1083,3 +1083,64 @@ func sinkValue(v any, ct *sink.ColumnType, colType string) (any, int, error) {
 	}
 	return nil, 0, fmt.Errorf("no MySQL form for a %T value", v)
 }
+
+// MissingKeys implements sink.MissingKeysTx: one query per chunk of keys,
+// returning the index of each key with no row. Each key is compared as a
+// parameter with the column, so the column's collation applies (a derived
+// table of parameters would carry a collation of its own).
+func (x *sinkTx) MissingKeys(ctx context.Context, spec *sink.TableSpec, keys [][]any) ([]int, error) {
+	info, err := x.t.loadTable(ctx, x.tx, spec)
+	if err != nil {
+		return nil, err
+	}
+	if info == nil {
+		all := make([]int, len(keys))
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
+	}
+	cond := make([]string, len(spec.Key))
+	for j, k := range spec.Key {
+		cond[j] = sinkQuote(k.Name) + " = ?"
+	}
+	where := strings.Join(cond, " AND ")
+	var out []int
+	for _, ch := range sink.Chunks(len(keys), 500) {
+		var b strings.Builder
+		var args []any
+		for i := ch[0]; i < ch[1]; i++ {
+			if i > ch[0] {
+				b.WriteString(" UNION ALL ")
+			}
+			fmt.Fprintf(&b, "SELECT %d FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM %s WHERE %s)", i, info.ident, where)
+			for j, v := range keys[i] {
+				col := spec.Key[j]
+				sv, _, err := sinkValue(v, &col.Type, info.types[col.Name])
+				if err != nil {
+					return nil, &sink.ValueError{Column: col.Name, Err: err}
+				}
+				args = append(args, sv)
+			}
+		}
+		rows, err := x.tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("looking up %d keys: %w", ch[1]-ch[0], err)
+		}
+		for rows.Next() {
+			var i int
+			if err := rows.Scan(&i); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, i)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("looking up %d keys: %w", ch[1]-ch[0], err)
+		}
+	}
+	return out, nil
+}

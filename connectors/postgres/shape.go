@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -96,8 +98,29 @@ func buildShape(topicPrefix string, id tableID, cols []colSpec, key []string, ca
 
 // placeholderFor is the unavailable-value placeholder in the Go form of t:
 // the string for text-like kinds, its bytes for binary kinds, a one-element
-// list for arrays of those, as Debezium sends them.
+// list for arrays of those, the placeholder's bytes as numbers for integer
+// arrays and a one-element list of its name-based UUID for uuid arrays, as
+// Debezium's UnchangedToastedPlaceholder sends them.
 func placeholderFor(t schema.Type) any {
+	if t.Kind == schema.Array && t.Items != nil && t.Items.Name == "" {
+		switch t.Items.Kind {
+		case schema.Int16, schema.Int32:
+			out := make([]any, len(schema.UnavailableValue))
+			for i := range out {
+				out[i] = int32(schema.UnavailableValue[i])
+			}
+			return out
+		case schema.Int64:
+			out := make([]any, len(schema.UnavailableValue))
+			for i := range out {
+				out[i] = int64(schema.UnavailableValue[i])
+			}
+			return out
+		}
+	}
+	if t.Kind == schema.Array && t.Items != nil && t.Items.Name == schema.UUIDName {
+		return []any{unavailableUUID}
+	}
 	switch t.Kind {
 	case schema.String:
 		return schema.UnavailableValue
@@ -115,6 +138,16 @@ func placeholderFor(t schema.Type) any {
 	}
 	return nil
 }
+
+// unavailableUUID is Java's UUID.nameUUIDFromBytes of the placeholder, the
+// element of Debezium's placeholder for a uuid[] column.
+var unavailableUUID = func() string {
+	h := md5.Sum([]byte(schema.UnavailableValue))
+	h[6] = h[6]&0x0f | 0x30
+	h[8] = h[8]&0x3f | 0x80
+	x := hex.EncodeToString(h[:])
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:]
+}()
 
 func colNames(cols []colSpec) string {
 	names := make([]string, len(cols))

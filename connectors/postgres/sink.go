@@ -1368,3 +1368,69 @@ func sinkTime(t time.Time, ct *sink.ColumnType) string {
 	}
 	return s
 }
+
+// MissingKeys implements sink.MissingKeysTx: one query per chunk of keys,
+// returning the index of each key with no row.
+func (x *sinkTx) MissingKeys(ctx context.Context, spec *sink.TableSpec, keys [][]any) ([]int, error) {
+	info, err := x.t.loadTable(ctx, x.tx, spec)
+	if err != nil {
+		return nil, err
+	}
+	if info == nil {
+		all := make([]int, len(keys))
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
+	}
+	nk := len(spec.Key)
+	cols := []string{"i"}
+	cond := make([]string, nk)
+	for j, k := range spec.Key {
+		cols = append(cols, fmt.Sprintf("k%d", j))
+		cond[j] = fmt.Sprintf("t.%s = v.k%d", sinkQuote(k.Name), j)
+	}
+	var out []int
+	for _, ch := range sink.Chunks(len(keys), max(1, min(5000, sinkMaxParams/nk))) {
+		var b strings.Builder
+		b.WriteString("SELECT v.i FROM (VALUES ")
+		args := make([]any, 0, nk*(ch[1]-ch[0]))
+		for i := ch[0]; i < ch[1]; i++ {
+			if i > ch[0] {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "(%d", i)
+			for j, v := range keys[i] {
+				col := spec.Key[j]
+				s, null, err := sinkText(v, &col.Type, info.types[col.Name])
+				if err != nil || null {
+					if err == nil {
+						err = errors.New("null key value")
+					}
+					return nil, &sink.ValueError{Column: col.Name, Err: err}
+				}
+				args = append(args, s)
+				fmt.Fprintf(&b, ", $%d::text::%s", len(args), sinkCastType(info.types[col.Name]))
+			}
+			b.WriteString(")")
+		}
+		b.WriteString(") AS v(" + strings.Join(cols, ", ") + ") WHERE NOT EXISTS (SELECT 1 FROM " + info.ident + " t WHERE " + strings.Join(cond, " AND ") + ")")
+		rows, err := x.tx.Query(ctx, b.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("looking up %d keys: %w", ch[1]-ch[0], err)
+		}
+		for rows.Next() {
+			var i int32
+			if err := rows.Scan(&i); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, int(i))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("looking up %d keys: %w", ch[1]-ch[0], err)
+		}
+	}
+	return out, nil
+}

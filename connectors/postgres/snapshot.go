@@ -1239,6 +1239,11 @@ func (s *recordSlab) encode(codec *schema.Codec, topic string, keyRow []any, env
 
 // encodeRecord encodes key and envelope into the reusable buf, then copies
 // them into one exact-size allocation owned by the returned record.
+// largeRecordBytes is the size from which a record's buffers are not kept
+// for reuse: reusing them saves allocations for ordinary rows, but would keep
+// a copy of a rare huge row alive.
+const largeRecordBytes = 1 << 20
+
 func encodeRecord(codec *schema.Codec, topic string, buf []byte, keyRow []any, env *schema.Envelope) (source.Record, []byte, error) {
 	kb, err := codec.AppendKey(buf[:0], keyRow)
 	if err != nil {
@@ -1252,6 +1257,16 @@ func encodeRecord(codec *schema.Codec, topic string, buf []byte, keyRow []any, e
 	vb, err := codec.AppendEnvelope(buf[:max(klen, 0)], env)
 	if err != nil {
 		return source.Record{}, buf, fmt.Errorf("value: %w", err)
+	}
+	if len(vb) >= largeRecordBytes {
+		// A large record takes the scratch buffer itself rather than a
+		// copy of it, and the next record starts a new, small one: one
+		// copy of a 100 MB value fewer at the peak, and none kept.
+		rec := source.Record{Topic: topic, Value: vb[max(klen, 0):]}
+		if klen >= 0 {
+			rec.Key = vb[:klen:klen]
+		}
+		return rec, nil, nil
 	}
 	out := make([]byte, len(vb))
 	copy(out, vb)

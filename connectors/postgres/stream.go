@@ -46,13 +46,18 @@ type relState struct {
 }
 
 type streamer struct {
-	c         *connector
-	rt        source.Runtime
-	meta      *pgx.Conn
-	cat       pgtypeCatalog
-	srcBlock  *schema.SourceBlock
-	start     pglogrepl.LSN
-	skipBelow pglogrepl.LSN
+	// emittedLarge is set by emit when a record of at least
+	// largeRecordBytes went out; change then drops the decoded rows, so
+	// the table's reused row buffers do not hold a copy of it until its
+	// next change.
+	emittedLarge bool
+	c            *connector
+	rt           source.Runtime
+	meta         *pgx.Conn
+	cat          pgtypeCatalog
+	srcBlock     *schema.SourceBlock
+	start        pglogrepl.LSN
+	skipBelow    pglogrepl.LSN
 
 	conn *pgconn.PgConn
 	rels map[uint32]*relState
@@ -638,6 +643,18 @@ func sameSet(a, b []string) bool {
 
 // change handles an Insert, Update or Delete.
 func (s *streamer) change(ctx context.Context, walStart pglogrepl.LSN, data []byte) error {
+	err := s.changeRow(ctx, walStart, data)
+	if s.emittedLarge {
+		s.emittedLarge = false
+		if rel := s.rels[s.rc.relID]; rel != nil {
+			clear(rel.row)
+			clear(rel.before)
+		}
+	}
+	return err
+}
+
+func (s *streamer) changeRow(ctx context.Context, walStart pglogrepl.LSN, data []byte) error {
 	rc := &s.rc
 	if _, err := parseChange(data, false, rc); err != nil {
 		return fmt.Errorf("postgres: %c message at %s: %w", data[0], walStart, err)
@@ -773,6 +790,9 @@ func (s *streamer) emit(ctx context.Context, rel *relState, op schema.Op, before
 	s.buf = buf
 	if err != nil {
 		return fmt.Errorf("postgres: table %s: encode %c event at %s: %w", rel.shape.id, op, walStart, err)
+	}
+	if len(rec.Value) >= largeRecordBytes {
+		s.emittedLarge = true
 	}
 	if err := s.rt.Emit(ctx, rec); err != nil {
 		return fmt.Errorf("postgres: emit: %w", err)

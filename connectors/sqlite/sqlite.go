@@ -149,10 +149,8 @@ func (t *Target) DB() *sql.DB { return t.db }
 func (t *Target) DefaultTableNameFormat() string { return "${source.schema}_${source.table}" }
 
 func (t *Target) Connect(ctx context.Context) error {
-	if dir := filepath.Dir(t.cfg.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("creating folder of sqlite database %s: %w", t.cfg.Path, err)
-		}
+	if err := createPrivate(t.cfg.Path); err != nil {
+		return err
 	}
 	dsn := fmt.Sprintf("%s?_pragma=journal_mode(WAL)&_pragma=synchronous(%s)&_pragma=busy_timeout(%d)&_txlock=immediate",
 		t.cfg.Path, strings.ToUpper(t.cfg.Synchronous), t.cfg.BusyTimeout.Milliseconds())
@@ -173,6 +171,30 @@ func (t *Target) Connect(ctx context.Context) error {
 	}
 	t.db = db
 	return nil
+}
+
+// createPrivate creates the database file 0600 (and missing folders 0700)
+// before SQLite opens it, so the copy of production rows is readable by its
+// owner only: SQLite would create it 0644, and it gives the -wal and -shm
+// files the mode of the database file. An existing file keeps its mode, and
+// the process umask still applies.
+func createPrivate(path string) error {
+	if path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("creating folder of sqlite database %s: %w", path, err)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("creating sqlite database %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 func (t *Target) Close() error {
@@ -611,4 +633,64 @@ func toSQLite(v any, ct *sink.ColumnType) (any, error) {
 		return sink.JSONText(x)
 	}
 	return nil, fmt.Errorf("no SQLite form for a %T value", v)
+}
+
+// MissingKeys implements sink.MissingKeysTx: one query per chunk of keys,
+// SELECT of the index of each key with no row.
+func (x *txn) MissingKeys(ctx context.Context, spec *sink.TableSpec, keys [][]any) ([]int, error) {
+	if info, err := x.t.loadTable(ctx, x.tx, spec.Name); err != nil {
+		return nil, err
+	} else if info == nil {
+		all := make([]int, len(keys))
+		for i := range all {
+			all[i] = i
+		}
+		return all, nil
+	}
+	nk := len(spec.Key)
+	var cond []string
+	for j, k := range spec.Key {
+		cond = append(cond, fmt.Sprintf("t.%s = v.k%d", quote(k.Name), j))
+	}
+	var out []int
+	for _, ch := range sink.Chunks(len(keys), min(500, max(1, maxVars/(nk+1)))) {
+		var b strings.Builder
+		b.WriteString("SELECT v.i FROM (")
+		args := make([]any, 0, (nk+1)*(ch[1]-ch[0]))
+		for i := ch[0]; i < ch[1]; i++ {
+			if i > ch[0] {
+				b.WriteString(" UNION ALL ")
+			}
+			b.WriteString("SELECT ? AS i")
+			args = append(args, int64(i))
+			for j, v := range keys[i] {
+				sv, err := toSQLite(v, &spec.Key[j].Type)
+				if err != nil {
+					return nil, &sink.ValueError{Column: spec.Key[j].Name, Err: err}
+				}
+				fmt.Fprintf(&b, ", ? AS k%d", j)
+				args = append(args, sv)
+			}
+		}
+		b.WriteString(") v WHERE NOT EXISTS (SELECT 1 FROM " + quote(spec.Name) + " t WHERE " + strings.Join(cond, " AND ") + ")")
+		rows, err := x.tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return nil, fmt.Errorf("looking up %d keys: %w", ch[1]-ch[0], err)
+		}
+		for rows.Next() {
+			var i int
+			if err := rows.Scan(&i); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, i)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

@@ -226,6 +226,14 @@ func (h *sqliteHarness) Nullable(t *testing.T, schema, table, col string) bool {
 	return nn == 0
 }
 
+// CloseConns lets a replay swap the file in (sinktest.Releaser).
+func (h *sqliteHarness) CloseConns() {
+	if h.db != nil {
+		h.db.Close()
+		h.db = nil
+	}
+}
+
 func TestConformance(t *testing.T) {
 	h := &sqliteHarness{path: filepath.Join(t.TempDir(), "conf.db")}
 	t.Cleanup(func() {

@@ -30,6 +30,8 @@ const (
 	CodeInvalidVersion           = 42202
 	CodeInvalidCompatibility     = 42203
 	CodeOperationNotPermitted    = 42205
+	CodeInvalidSubject           = 42208
+	CodeSchemaTooLarge           = 42209
 	CodeStoreError               = 50001
 	CodeOperationTimeout         = 50002
 	CodeUnsupportedMediaType     = 415

@@ -134,7 +134,7 @@ func readJSON(req *http.Request, v any) *Error {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &Error{http.StatusRequestEntityTooLarge, 42209, fmt.Sprintf("Request body larger than %d bytes.", mbe.Limit)}
+			return &Error{http.StatusRequestEntityTooLarge, CodeSchemaTooLarge, fmt.Sprintf("Request body larger than %d bytes.", mbe.Limit)}
 		}
 		return &Error{http.StatusUnprocessableEntity, CodeUnprocessableRequestBody, fmt.Sprintf("Unrecognized request body: %v", err)}
 	}
@@ -453,6 +453,10 @@ func (r *Registry) handlePutConfig(w http.ResponseWriter, req *http.Request) {
 	}
 	var subject *string
 	if s := req.PathValue("subject"); s != "" {
+		if e := validSubject(s); e != nil {
+			writeError(w, e)
+			return
+		}
 		subject = &s
 	}
 	if e := r.setLevel(req.Context(), subject, level); e != nil {

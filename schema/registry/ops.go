@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -73,9 +76,36 @@ func abbreviate(s string) string {
 	return s[:max] + "..."
 }
 
+// maxSubjectBytes bounds a subject's length. Confluent sets no limit, but a
+// subject is a topic name (at most 249 characters) plus "-key"/"-value", or a
+// record's full name; 1 KiB leaves room for both and keeps a hostile client
+// from storing megabyte-long names in _schemas.
+const maxSubjectBytes = 1024
+
+// validSubject rejects what Confluent's QualifiedSubject.isValidSubject
+// rejects (empty, ISO control characters) with its code 42208, plus invalid
+// UTF-8 and names longer than maxSubjectBytes.
 func validSubject(subject string) *Error {
-	if strings.TrimSpace(subject) == "" {
-		return &Error{http.StatusUnprocessableEntity, 42208, "Empty subject name."}
+	invalid := func(why string) *Error {
+		shown := subject
+		if len(shown) > 64 {
+			shown = shown[:64] + "..."
+		}
+		return &Error{http.StatusUnprocessableEntity, CodeInvalidSubject,
+			fmt.Sprintf("The specified subject %s is not a valid: %s.", strconv.Quote(shown), why)}
+	}
+	switch {
+	case strings.TrimSpace(subject) == "":
+		return &Error{http.StatusUnprocessableEntity, CodeInvalidSubject, "Empty subject name."}
+	case len(subject) > maxSubjectBytes:
+		return invalid(fmt.Sprintf("it is %d bytes long, the limit is %d", len(subject), maxSubjectBytes))
+	case !utf8.ValidString(subject):
+		return invalid("it is not valid UTF-8")
+	}
+	for i, c := range subject {
+		if unicode.IsControl(c) {
+			return invalid(fmt.Sprintf("control character %U at byte %d", c, i))
+		}
 	}
 	return nil
 }

@@ -51,6 +51,7 @@ func Conformance(t *testing.T, h Harness) {
 	t.Run("Changes", func(t *testing.T) { confChanges(t, h) })
 	t.Run("Evolution", func(t *testing.T) { confEvolution(t, h) })
 	t.Run("Shape", func(t *testing.T) { confShape(t, h) })
+	t.Run("UnchangedToastByName", func(t *testing.T) { confToast(t, h) })
 	t.Run("BatchIsOneTransaction", func(t *testing.T) { confAtomic(t, h) })
 	t.Run("RejectedStops", func(t *testing.T) { confReject(t, h, false) })
 	t.Run("RejectedToDLQ", func(t *testing.T) { confReject(t, h, true) })

@@ -199,6 +199,7 @@ func (c *Cluster) handleProduce(creq *clientReq) (kmsg.Response, error) {
 			}
 
 			var errCode int16
+			var errMsg string
 			var dup bool
 			var baseOffset, lso int64
 
@@ -251,6 +252,12 @@ func (c *Cluster) handleProduce(creq *clientReq) (kmsg.Response, error) {
 					errCode = kerr.OutOfOrderSequenceNumber.Code
 				}
 
+				// tributary patch: the window as it was, restored if
+				// the batch cannot be written (below).
+				var savedWindow pidwindow
+				if window != nil {
+					savedWindow = *window
+				}
 				if errCode == 0 {
 					switch {
 					case window == nil && b.ProducerEpoch != -1:
@@ -291,7 +298,14 @@ func (c *Cluster) handleProduce(creq *clientReq) (kmsg.Response, error) {
 					}
 
 					if c.pushBatch(pd, len(rp.Records), b, txnal) < 0 {
-						errCode = kerr.UnknownServerError.Code
+						// tributary patch: the sequence was taken
+						// by pushAndValidate; give it back, or the
+						// client's retry of this batch would be
+						// answered as a duplicate and the batch lost.
+						if window != nil {
+							*window = savedWindow
+						}
+						errCode, errMsg = c.storageError(pd)
 					} else if txnal {
 						pidinf.txBatchCount++
 						// Track bytes for readCommitted watcher accounting at commit time
@@ -304,12 +318,12 @@ func (c *Cluster) handleProduce(creq *clientReq) (kmsg.Response, error) {
 				baseOffset = pd.highWatermark
 				lso = pd.logStartOffset
 				if c.pushBatch(pd, len(rp.Records), b, txnal) < 0 {
-					errCode = kerr.UnknownServerError.Code
+					errCode, errMsg = c.storageError(pd)
 				}
 			}
 
 			if errCode != 0 {
-				donep(rt, rp, errCode, "")
+				donep(rt, rp, errCode, errMsg)
 				continue
 			}
 			if dup {

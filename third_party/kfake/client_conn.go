@@ -2,6 +2,8 @@ package kfake
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"time"
@@ -94,13 +96,27 @@ func (cc *clientConn) read() {
 		size   = make([]byte, 4)
 		readCh = make(chan read, 1)
 	)
+	maxBytes := cc.c.cfg.maxRequestBytes
+	if maxBytes <= 0 {
+		maxBytes = defaultMaxRequestBytes
+	}
 	for {
 		go func() {
 			if _, err := io.ReadFull(cc.conn, size); err != nil {
 				readCh <- read{err: err}
 				return
 			}
-			body := make([]byte, binary.BigEndian.Uint32(size))
+			// tributary patch: the announced size is checked before
+			// anything is allocated for it. Upstream allocated whatever
+			// a frame announced, up to 4 GiB; Kafka closes a connection
+			// whose frame is negative or above socket.request.max.bytes
+			// (read unsigned, a negative size is above any limit).
+			n := binary.BigEndian.Uint32(size)
+			if n > uint32(maxBytes) {
+				readCh <- read{err: fmt.Errorf("%w: %d bytes announced, limit %d (socket.request.max.bytes)", errFrameSize, n, maxBytes)}
+				return
+			}
+			body := make([]byte, n)
 			_, err := io.ReadFull(cc.conn, body)
 			readCh <- read{body: body, err: err}
 		}()
@@ -113,24 +129,17 @@ func (cc *clientConn) read() {
 		}
 
 		if err := read.err; err != nil {
+			if errors.Is(err, errFrameSize) {
+				cc.c.cfg.logger.Logf(LogLevelWarn, "client %s: closing connection: %v", who, err)
+			}
 			return
 		}
 
-		var (
-			body     = read.body
-			reader   = kbin.Reader{Src: body}
-			key      = reader.Int16()
-			version  = reader.Int16()
-			corr     = reader.Int32()
-			clientID = reader.NullableString()
-			kreq     = kmsg.RequestForKey(key)
-		)
-		kreq.SetVersion(version)
-		if kreq.IsFlexible() {
-			kmsg.SkipTags(&reader)
-		}
-		if err := kreq.ReadFrom(reader.Src); err != nil {
-			cc.c.cfg.logger.Logf(LogLevelDebug, "client %s unable to parse request (key=%d, version=%d): %v", who, key, version, err)
+		kreq, corr, clientID, err := parseRequest(read.body)
+		if err != nil {
+			// Kafka closes the connection of a request it cannot
+			// parse (an unknown API key included).
+			cc.c.cfg.logger.Logf(LogLevelWarn, "client %s: closing connection: %v", who, err)
 			return
 		}
 
@@ -216,4 +225,51 @@ func (cc *clientConn) write() {
 			return
 		}
 	}
+}
+
+// errFrameSize marks a request frame whose announced size is refused.
+var errFrameSize = errors.New("request frame size refused")
+
+// parseRequest decodes one request frame (the bytes after the size): the
+// header, then the body of the request its key names.
+//
+// tributary patch: upstream took kmsg.RequestForKey's result as given, so a
+// frame with an API key kmsg does not know (api_key=999) dereferenced nil and
+// crashed the process, and a version outside the range kmsg knows was parsed
+// anyway. Both are errors now; the caller closes the connection, as Kafka
+// does for a request header it cannot parse.
+func parseRequest(body []byte) (kreq kmsg.Request, corr int32, clientID *string, err error) {
+	reader := kbin.Reader{Src: body}
+	key := reader.Int16()
+	version := reader.Int16()
+	corr = reader.Int32()
+	clientID = reader.NullableString()
+	if err := reader.Complete(); err != nil {
+		return nil, 0, nil, fmt.Errorf("request header of %d bytes is truncated", len(body))
+	}
+	kreq = kmsg.RequestForKey(key)
+	if kreq == nil {
+		return nil, 0, nil, fmt.Errorf("unknown API key %d (version %d, correlation id %d)", key, version, corr)
+	}
+	if key == 18 && version > kreq.MaxVersion() {
+		// A client newer than this broker: Kafka answers ApiVersions
+		// with UNSUPPORTED_VERSION at v0 without reading the body
+		// (handleApiVersions does the answering).
+		kreq.SetVersion(version)
+		return kreq, corr, clientID, nil
+	}
+	if version < 0 || version > kreq.MaxVersion() {
+		return nil, 0, nil, fmt.Errorf("%s version %d is outside the versions this broker can parse (0 to %d)", kmsg.NameForKey(key), version, kreq.MaxVersion())
+	}
+	kreq.SetVersion(version)
+	if kreq.IsFlexible() {
+		kmsg.SkipTags(&reader)
+	}
+	if err := reader.Complete(); err != nil {
+		return nil, 0, nil, fmt.Errorf("%s v%d: request header tags are truncated", kmsg.NameForKey(key), version)
+	}
+	if err := kreq.ReadFrom(reader.Src); err != nil {
+		return nil, 0, nil, fmt.Errorf("unable to parse %s v%d request: %w", kmsg.NameForKey(key), version, err)
+	}
+	return kreq, corr, clientID, nil
 }

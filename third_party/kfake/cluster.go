@@ -21,6 +21,12 @@ type (
 	Cluster struct {
 		cfg cfg
 
+		// lastWriteErr is why the last segment write failed, and
+		// lastStorageLog when storageError last logged it (tributary
+		// patch, storage_tributary.go). Both belong to the run loop.
+		lastWriteErr   error
+		lastStorageLog time.Time
+
 		controller *broker
 		bs         []*broker
 

@@ -475,11 +475,11 @@ func (c *Cluster) compact(pd *partData, topic string) (more bool) {
 }
 
 func (c *Cluster) openRewrite(pdir string, oldBase int64) (*segRewrite, error) {
-	sf, err := c.fs.OpenFile(filepath.Join(pdir, segmentFileName(oldBase)+cleanedSuffix), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	sf, err := c.fs.OpenFile(filepath.Join(pdir, segmentFileName(oldBase)+cleanedSuffix), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, filePerm)
 	if err != nil {
 		return nil, err
 	}
-	xf, err := c.fs.OpenFile(filepath.Join(pdir, indexFileName(oldBase)+cleanedSuffix), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	xf, err := c.fs.OpenFile(filepath.Join(pdir, indexFileName(oldBase)+cleanedSuffix), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, filePerm)
 	if err != nil {
 		sf.Close()
 		return nil, err

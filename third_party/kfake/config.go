@@ -65,6 +65,22 @@ type cfg struct {
 
 	blackholeProduce bool
 	synthetic        *syntheticFetch
+
+	// maxRequestBytes bounds the size a request frame may announce
+	// (tributary patch, Kafka's socket.request.max.bytes); 0 means the
+	// default, defaultMaxRequestBytes.
+	maxRequestBytes int32
+}
+
+// defaultMaxRequestBytes is Kafka's socket.request.max.bytes default.
+const defaultMaxRequestBytes = 100 << 20
+
+// MaxRequestBytes sets the largest request frame the brokers accept, as
+// Kafka's socket.request.max.bytes does (default 100 MiB). A connection that
+// announces a larger frame is closed before anything is allocated for it
+// (tributary patch).
+func MaxRequestBytes(n int32) Opt {
+	return opt{func(cfg *cfg) { cfg.maxRequestBytes = n }}
 }
 
 // NumBrokers sets the number of brokers to start in the fake cluster.

@@ -504,7 +504,7 @@ func writeJSONFile(fsys fs, path string, v any) error {
 		return fmt.Errorf("marshaling %s: %w", path, err)
 	}
 	tmpPath := path + ".tmp"
-	f, err := fsys.OpenFile(tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := fsys.OpenFile(tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, filePerm)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", tmpPath, err)
 	}
@@ -564,7 +564,7 @@ func (c *Cluster) saveToDisk() error {
 	fsys := c.fs
 	dir := c.cfg.dataDir
 
-	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+	if err := fsys.MkdirAll(dir, dirPerm); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
 
@@ -750,7 +750,7 @@ func (c *Cluster) savePartitions(fsys fs, dir string) error {
 
 func (c *Cluster) savePartition(fsys fs, dir, topic string, part int32, pd *partData) error {
 	pdir := partDir(dir, topic, part)
-	if err := fsys.MkdirAll(pdir, 0o755); err != nil {
+	if err := fsys.MkdirAll(pdir, dirPerm); err != nil {
 		return err
 	}
 
@@ -841,17 +841,17 @@ func (c *Cluster) rebuildSegments(pd *partData, batches []*partBatch) {
 	}
 
 	// Write segment (.dat) and index (.idx) files.
-	c.fs.MkdirAll(pdir, 0o755)
+	c.fs.MkdirAll(pdir, dirPerm)
 	for _, g := range groups {
 		si := segmentInfo{base: g.base, lastModified: time.Now().UnixMilli()}
 		segPath := filepath.Join(pdir, segmentFileName(g.base))
 		idxPath := filepath.Join(pdir, indexFileName(g.base))
-		sf, err := c.fs.OpenFile(segPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		sf, err := c.fs.OpenFile(segPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, filePerm)
 		if err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "rebuildSegments %s-%d: create %s: %v", pd.t, pd.p, segPath, err)
 			continue
 		}
-		xf, err := c.fs.OpenFile(idxPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		xf, err := c.fs.OpenFile(idxPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, filePerm)
 		if err != nil {
 			sf.Close()
 			c.cfg.logger.Logf(LogLevelWarn, "rebuildSegments %s-%d: create %s: %v", pd.t, pd.p, idxPath, err)
@@ -900,7 +900,7 @@ func (c *Cluster) saveGroupsLog(fsys fs, dir string) error {
 
 	path := filepath.Join(dir, "groups.log")
 	tmpPath := path + ".tmp"
-	f, err := fsys.OpenFile(tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := fsys.OpenFile(tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, filePerm)
 	if err != nil {
 		return err
 	}
@@ -953,7 +953,7 @@ func (c *Cluster) savePIDsLog(fsys fs, dir string) error {
 
 	path := filepath.Join(dir, "pids.log")
 	tmpPath := path + ".tmp"
-	f, err := fsys.OpenFile(tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := fsys.OpenFile(tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, filePerm)
 	if err != nil {
 		return err
 	}
@@ -1569,7 +1569,7 @@ func (c *Cluster) loadSegmentBatches(pd *partData, fsys fs, pdir string, base in
 		c.cfg.logger.Logf(LogLevelWarn, "partition %s-%d segment %d: truncating %d corrupt bytes",
 			pd.t, pd.p, base, fileSize-pos)
 		path := filepath.Join(pdir, segmentFileName(base))
-		if f, err := fsys.OpenFile(path, os.O_WRONLY, 0o644); err != nil {
+		if f, err := fsys.OpenFile(path, os.O_WRONLY, filePerm); err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "partition %s-%d segment %d: open for truncate: %v", pd.t, pd.p, base, err)
 		} else {
 			defer f.Close()
@@ -1584,7 +1584,7 @@ func (c *Cluster) loadSegmentBatches(pd *partData, fsys fs, pdir string, base in
 	expectedIdxBytes := int64(batchIdx * indexEntrySize)
 	if int64(len(idxRaw)) > expectedIdxBytes {
 		idxPath := filepath.Join(pdir, indexFileName(base))
-		if f, err := fsys.OpenFile(idxPath, os.O_WRONLY, 0o644); err == nil {
+		if f, err := fsys.OpenFile(idxPath, os.O_WRONLY, filePerm); err == nil {
 			f.Truncate(expectedIdxBytes)
 			f.Close()
 		}
@@ -1846,12 +1846,12 @@ func (c *Cluster) loadSeqWindows(fsys fs, dir string) error {
 func (c *Cluster) openSegmentFiles(pd *partData, pdir string) error {
 	base := pd.segments[len(pd.segments)-1].base
 	segPath := filepath.Join(pdir, segmentFileName(base))
-	sf, err := c.fs.OpenFile(segPath, os.O_CREATE|os.O_APPEND|os.O_RDWR, 0o644)
+	sf, err := c.fs.OpenFile(segPath, os.O_CREATE|os.O_APPEND|os.O_RDWR, filePerm)
 	if err != nil {
 		return err
 	}
 	idxPath := filepath.Join(pdir, indexFileName(base))
-	idxF, err := c.fs.OpenFile(idxPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	idxF, err := c.fs.OpenFile(idxPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, filePerm)
 	if err != nil {
 		sf.Close()
 		return err
@@ -1874,12 +1874,14 @@ func (c *Cluster) persistBatchToSegment(pd *partData, b *partBatch) int64 {
 	}
 
 	if pd.activeSegFile == nil {
-		if err := fsys.MkdirAll(pdir, 0o755); err != nil {
+		if err := fsys.MkdirAll(pdir, dirPerm); err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "persist batch mkdir %s: %v", pdir, err)
+			c.lastWriteErr = fmt.Errorf("creating %s: %w", pdir, err)
 			return -1
 		}
 		if err := c.openSegmentFiles(pd, pdir); err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "persist batch open %s-%d: %v", pd.t, pd.p, err)
+			c.lastWriteErr = fmt.Errorf("opening a segment in %s: %w", pdir, err)
 			return -1
 		}
 	}
@@ -1892,6 +1894,7 @@ func (c *Cluster) persistBatchToSegment(pd *partData, b *partBatch) int64 {
 		pd.segments = append(pd.segments, segmentInfo{base: b.FirstOffset})
 		if err := c.openSegmentFiles(pd, pdir); err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "persist batch open %s-%d: %v", pd.t, pd.p, err)
+			c.lastWriteErr = fmt.Errorf("opening a segment in %s: %w", pdir, err)
 			return -1
 		}
 		active = &pd.segments[len(pd.segments)-1]
@@ -1907,19 +1910,22 @@ func (c *Cluster) persistBatchToSegment(pd *partData, b *partBatch) int64 {
 		idx := encodeIndexEntry(b.epoch, b.maxEarlierTimestamp, b.inTx)
 		_, segErr = pd.activeIdxFile.Write(idx[:])
 	}
-	if segErr != nil {
-		c.cfg.logger.Logf(LogLevelWarn, "persist batch %s-%d: %v", pd.t, pd.p, segErr)
-		pd.activeSegFile.Truncate(active.size)
-		pd.closeActiveFiles(false)
-		return -1
-	}
-
 	// With SyncWrites, fsync every batch for immediate durability.
 	// Without it, we rely on the OS page cache and sync only on
 	// segment roll and shutdown (like real Kafka's default).
-	if c.cfg.syncWrites {
-		pd.activeSegFile.Sync()
-		pd.activeIdxFile.Sync()
+	// tributary patch: a failed fsync fails the batch (upstream ignored
+	// it and acknowledged a batch that was not durable).
+	if segErr == nil && c.cfg.syncWrites {
+		if segErr = pd.activeSegFile.Sync(); segErr == nil {
+			segErr = pd.activeIdxFile.Sync()
+		}
+	}
+	if segErr != nil {
+		c.cfg.logger.Logf(LogLevelWarn, "persist batch %s-%d: %v", pd.t, pd.p, segErr)
+		c.lastWriteErr = fmt.Errorf("writing %s: %w", pdir, segErr)
+		pd.activeSegFile.Truncate(active.size)
+		pd.closeActiveFiles(false)
+		return -1
 	}
 
 	active.size += batchSize
@@ -1934,7 +1940,7 @@ func (c *Cluster) persistGroupEntry(entry groupLogEntry) error {
 	}
 	if c.groupsLogFile == nil {
 		path := filepath.Join(c.cfg.dataDir, "groups.log")
-		f, err := c.fs.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		f, err := c.fs.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, filePerm)
 		if err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "persist group entry open: %v", err)
 			return err
@@ -1963,7 +1969,7 @@ func (c *Cluster) persistPIDEntry(entry pidLogEntry) error {
 	}
 	if c.pidsLogFile == nil {
 		path := filepath.Join(c.cfg.dataDir, "pids.log")
-		f, err := c.fs.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		f, err := c.fs.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, filePerm)
 		if err != nil {
 			c.cfg.logger.Logf(LogLevelWarn, "persist pid entry open: %v", err)
 			return err
@@ -2045,7 +2051,7 @@ func (c *Cluster) compactGroupsLog() {
 
 	// Write compacted entries to tmp, then atomic rename.
 	tmpPath := path + ".tmp"
-	f, err := c.fs.OpenFile(tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := c.fs.OpenFile(tmpPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, filePerm)
 	if err != nil {
 		c.cfg.logger.Logf(LogLevelWarn, "compact groups.log: create: %v", err)
 		return

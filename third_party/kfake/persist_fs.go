@@ -340,3 +340,11 @@ func (memFileInfo) Mode() os.FileMode    { return 0o644 }
 func (i memFileInfo) ModTime() time.Time { return i.modTime }
 func (i memFileInfo) IsDir() bool        { return i.isDir }
 func (memFileInfo) Sys() any             { return nil }
+
+// tributary patch: the log's files are created 0600 and its folders 0700
+// (upstream 0644/0755): a log holds copies of production rows, readable by
+// its owner only. The process umask still applies on top.
+const (
+	filePerm os.FileMode = 0o600
+	dirPerm  os.FileMode = 0o700
+)

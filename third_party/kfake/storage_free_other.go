@@ -1,0 +1,5 @@
+//go:build !(linux || darwin || freebsd)
+
+package kfake
+
+func freeSpace(string) string { return "unknown bytes" }
