@@ -44,6 +44,16 @@ func TestBitString(t *testing.T) {
 	if got := bitString([]byte{0x01, 0x01}, 10); got != "0100000001" {
 		t.Errorf("bitString 10 = %q", got)
 	}
+	// An unbounded varbit carries pgjdbc's unknown length 2^31-1: the value
+	// is its significant bits, not a 2 GiB string of zeros.
+	for _, c := range []struct {
+		b    []byte
+		want string
+	}{{[]byte{0x05}, "101"}, {[]byte{0x00}, "0"}, {[]byte{0x01, 0x80}, "1000000000000001"}} {
+		if got := bitString(c.b, 1<<31-1); got != c.want {
+			t.Errorf("bitString(% x, 2^31-1) = %.40q, want %q", c.b, got, c.want)
+		}
+	}
 	if n, err := BitsUint64("1010"); err != nil || n != 10 {
 		t.Errorf("BitsUint64 = %d, %v", n, err)
 	}

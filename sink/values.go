@@ -471,6 +471,19 @@ func bitString(b []byte, n int) string {
 	if n <= 0 {
 		n = 8 * len(b)
 	}
+	if n > 8*len(b) {
+		// More digits than the bytes hold: an unbounded varbit, whose
+		// length is pgjdbc's unknown 2^31-1 (padding to it would build a
+		// 2 GiB string). Its value is its significant bits; the leading
+		// zeros of a varbit are not on the wire.
+		n = 1
+		for i := 8*len(b) - 1; i > 0; i-- {
+			if b[i/8]>>(uint(i)%8)&1 == 1 {
+				n = i + 1
+				break
+			}
+		}
+	}
 	var buf bytes.Buffer
 	buf.Grow(n)
 	for i := n - 1; i >= 0; i-- {

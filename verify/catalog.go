@@ -102,10 +102,33 @@ func describePG(ctx context.Context, s Side) (*Table, error) {
 			c.Cat, c.expr = CatJSON, "to_jsonb("+q+")::text"
 		case typ == "json" || typ == "jsonb":
 			c.Cat, c.expr = CatJSON, q+"::jsonb::text"
+		case typ == "money":
+			// money's text has a currency symbol; its numeric value is what
+			// Debezium sends.
+			c.Cat, c.expr = CatDecimal, q+"::numeric::text"
+		case typ == "inet":
+			// inet's text cast adds the netmask of a host address
+			// (192.168.0.1/32); its output form, which Debezium sends, does
+			// not.
+			c.expr = "CASE WHEN " + q + " IS NOT NULL THEN format('%s', " + q + ") END"
+		case typ == "time with time zone":
+			c.Cat = CatTimeTZ
+		case typ == "point":
+			// Debezium sends a point as its Geometry Point struct: copies
+			// in other engines hold its WKB.
+			c.Cat = CatGeometry
+		case typ == "geometry" || strings.HasPrefix(typ, "geometry("):
+			// PostGIS, when the copy has it.
+			c.Cat, c.expr = CatGeometry, "ST_SRID("+q+")::text || ':' || encode(ST_AsBinary("+q+"), 'hex')"
 		case typ == "bytea":
 			c.Cat, c.expr = CatBytes, "encode("+q+", 'hex')"
 		case typ == "interval":
-			c.Cat, c.expr = CatInterval, "(extract(epoch from "+q+") * 1000000)::numeric(30,0)::text"
+			// Debezium's MicroDuration counts a month as 365.25/12 days
+			// where extract(epoch) counts 30: months, days and the time part
+			// are summed as Debezium does, so '1 mon' equals its copy.
+			c.Cat, c.expr = CatInterval, "trunc((extract(year from "+q+") * 12 + extract(month from "+q+")) * 2629800000000"+
+				" + extract(day from "+q+") * 86400000000"+
+				" + extract(epoch from "+q+" - date_trunc('day', "+q+")) * 1000000)::numeric(30,0)::text"
 		case typ == "smallint" || typ == "integer" || typ == "bigint" || typ == "oid":
 			c.Cat = CatInt
 		case strings.HasPrefix(typ, "numeric"):
@@ -126,6 +149,10 @@ func describePG(ctx context.Context, s Side) (*Table, error) {
 			c.Cat = CatTime
 		case typ == "uuid":
 			c.Cat = CatUUID
+		case typ == "character" || strings.HasPrefix(typ, "character("):
+			c.Cat = CatChar
+		case strings.HasPrefix(typ, "bit"):
+			c.Cat = CatBits
 		}
 		t.Columns = append(t.Columns, c)
 		if pos > 0 {
@@ -176,10 +203,15 @@ func describeMySQL(ctx context.Context, s Side) (*Table, error) {
 		switch dt {
 		case "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year":
 			c.Cat = CatInt
+			if dt == "bigint" && strings.Contains(ct, "unsigned") {
+				c.Cat = CatUint64
+			}
 		case "decimal", "numeric":
 			c.Cat = CatDecimal
 		case "float":
-			c.Cat = CatFloat32
+			// MariaDB prints a FLOAT with 6 significant digits: read the
+			// float32 itself.
+			c.Cat, c.expr = CatFloat32, "CAST("+q+" AS DOUBLE)"
 		case "double", "real":
 			c.Cat = CatFloat64
 		case "bool", "boolean":
@@ -196,8 +228,12 @@ func describeMySQL(ctx context.Context, s Side) (*Table, error) {
 			c.Cat, c.expr = CatBytes, "HEX("+q+")"
 		case "json":
 			c.Cat = CatJSON
+		case "char":
+			c.Cat = CatChar
 		case "bit":
-			c.expr = "BIN(" + q + ")"
+			c.Cat, c.expr = CatBits, "BIN("+q+")"
+		case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection":
+			c.Cat, c.expr = CatGeometry, "CONCAT(ST_SRID("+q+"), ':', HEX(ST_AsWKB("+q+")))"
 		}
 		if jsonCheck > 0 {
 			c.Cat = CatJSON

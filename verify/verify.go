@@ -21,6 +21,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tributary-cdc/tributary/schema"
 )
 
 // Dialect is the SQL engine of a Side.
@@ -85,6 +87,28 @@ func (t *Table) column(name string) (Column, bool) {
 	return Column{}, false
 }
 
+// copyColumn finds the copy's column of source column name: a sink names it
+// as the source spells it (from __debezium.source.column.name) or, for
+// topics without that parameter, by its Avro field name, where every
+// character Avro refuses is '_'. MariaDB compares column names without
+// case, so a copy there may differ in case only.
+func (t *Table) copyColumn(name string, d Dialect) (Column, bool) {
+	if c, ok := t.column(name); ok {
+		return c, true
+	}
+	if c, ok := t.column(schema.AvroFieldName(name)); ok {
+		return c, true
+	}
+	if d == MySQL || d == SQLite {
+		for _, c := range t.Columns {
+			if strings.EqualFold(c.Name, name) {
+				return c, true
+			}
+		}
+	}
+	return Column{}, false
+}
+
 // Options tune Compare.
 type Options struct {
 	// BucketRows is the number of rows aimed for per checksum bucket.
@@ -93,6 +117,9 @@ type Options struct {
 	MaxDiffs int
 	// Exclude lists source columns not compared (not copied by the sink).
 	Exclude map[string]bool
+	// Key are the columns rows are matched by when the source table has no
+	// primary key (the source's key_columns).
+	Key []string
 	// Progress is called about every second while a table is read.
 	Progress func(Progress)
 }
@@ -154,23 +181,31 @@ func Compare(ctx context.Context, src, dst Side, opt Options) (*Result, error) {
 		return res, err
 	}
 	if len(st.Key) == 0 {
-		res.Problems = append(res.Problems, fmt.Sprintf("source table %s has no primary key: rows cannot be matched", src))
+		st.Key = opt.Key
+	}
+	if len(st.Key) == 0 {
+		res.Problems = append(res.Problems, fmt.Sprintf("source table %s has no primary key and no key_columns: rows cannot be matched", src))
 		return res, nil
 	}
 	// The columns compared, with the source's categories (a JSON column on
 	// either side is compared as JSON: MariaDB keeps JSON as LONGTEXT).
 	var sc, dc []Column
 	for _, c := range st.Columns {
-		if opt.Exclude[c.Name] {
-			continue
+		if opt.Exclude[c.Name] || opt.Exclude[schema.AvroFieldName(c.Name)] {
+			continue // fields.exclude may name the column or its Avro field
 		}
-		d, ok := dt.column(c.Name)
+		d, ok := dt.copyColumn(c.Name, dst.Dialect)
 		if !ok {
 			res.Problems = append(res.Problems, fmt.Sprintf("column %s of %s is missing in the copy %s", c.Name, src, dst))
 			continue
 		}
-		if d.Cat == CatJSON || c.Cat == CatJSON {
+		if (d.Cat == CatJSON || c.Cat == CatJSON) && c.Cat != CatGeometry {
 			c.Cat = CatJSON
+		}
+		if c.Cat == CatGeometry && d.Cat == CatBytes {
+			// A copy without a geometry type (SQLite, PostgreSQL without
+			// PostGIS) holds the WKB alone: the SRID cannot be compared.
+			c.Cat = CatGeometryWKB
 		}
 		d.Cat = c.Cat
 		sc = append(sc, c)

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path"
 	"regexp"
 	"strings"
 	"syscall"
@@ -34,8 +33,10 @@ func newVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify -f FILE SINK",
 		Short: "Compare each source table with its copy in sink SINK",
-		Long: `Compare every table of the pipeline's PostgreSQL and MySQL sources whose topic
-sink SINK consumes with its copy: row counts, then checksums of hash ranges of
+		Long: `Compare every table the pipeline's PostgreSQL and MySQL sources capture (as
+their own table discovery finds them: a partitioned table once, under its
+topic) whose topic sink SINK consumes with its copy: row counts, then
+checksums of hash ranges of
 the primary key, then the rows of the ranges that differ, printing each key
 that is missing in the copy, extra in the copy, or different (with the
 differing columns).
@@ -43,11 +44,13 @@ differing columns).
 Values are normalised before they are compared, so copies in another engine
 compare fairly: numbers as canonical decimals, timestamps as UTC
 microseconds, booleans as 1/0, bytes as hex, JSON re-encoded with sorted
-keys, text as is. Memory stays bounded: each pass streams the table.
+keys, char(n) without its trailing spaces, text as is. A copy's column is
+found under the source's spelling of its name or its Avro field name.
+Memory stays bounded: each pass streams the table.
 
 verify reads the source and the copy at slightly different times: run it
 when the copy has caught up (writes paused), or give --wait to compare
-again until the copy converges.
+again until the copy converges; the last pass prints its full report.
 
 Exit codes: 0 every copy equals its source, 1 a difference (or a failure),
 2 bad config or arguments.`,
@@ -76,24 +79,9 @@ Exit codes: 0 every copy equals its source, 1 a difference (or a failure),
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s pass, %s: %d rows read%s\n", pr.Table, pr.Pass, pr.Side, pr.Rows, pct)
 			}}
-			deadline := time.Now().Add(wait)
-			for {
-				ok, err := plan.run(ctx, opt, cmd.OutOrStdout(), !time.Now().Before(deadline))
-				if err != nil {
-					return runtimeErr(err)
-				}
-				if ok {
-					return nil
-				}
-				if !time.Now().Before(deadline) {
-					return runtimeErr(fmt.Errorf("sink %s: the copy differs from the source", args[0]))
-				}
-				select {
-				case <-ctx.Done():
-					return runtimeErr(ctx.Err())
-				case <-time.After(time.Second):
-				}
-			}
+			return verifyUntil(ctx, wait, time.Now, func(ctx context.Context) (*verifyPass, error) {
+				return plan.compare(ctx, opt)
+			}, cmd.OutOrStdout(), args[0])
 		},
 	}
 	addFileFlag(cmd, &file)
@@ -107,6 +95,7 @@ type verifyPair struct {
 	label    string
 	src, dst verify.Side
 	exclude  map[string]bool
+	key      []string // key_columns of a source table without primary key
 }
 
 type verifyPlan struct {
@@ -120,30 +109,74 @@ func (vp *verifyPlan) close() {
 	}
 }
 
-// run compares every pair; it prints the details only when final (or
-// when everything is equal).
-func (vp *verifyPlan) run(ctx context.Context, opt verify.Options, out io.Writer, final bool) (bool, error) {
-	type item struct {
-		p verifyPair
-		r *verify.Result
+// verifyPass is the outcome of comparing every pair once.
+type verifyPass struct {
+	items []verifyItem
+}
+
+type verifyItem struct {
+	label string
+	r     *verify.Result
+}
+
+func (vp *verifyPass) equal() bool {
+	for _, it := range vp.items {
+		if !it.r.Equal() {
+			return false
+		}
 	}
-	var items []item
-	equal := true
+	return true
+}
+
+// compare compares every pair once.
+func (vp *verifyPlan) compare(ctx context.Context, opt verify.Options) (*verifyPass, error) {
+	pass := &verifyPass{}
 	for _, p := range vp.pairs {
 		o := opt
 		o.Exclude = p.exclude
+		o.Key = p.key
 		r, err := verify.Compare(ctx, p.src, p.dst, o)
 		if err != nil {
-			return false, fmt.Errorf("%s: %w", p.label, err)
+			return nil, fmt.Errorf("%s: %w", p.label, err)
 		}
-		items = append(items, item{p, r})
-		equal = equal && r.Equal()
+		pass.items = append(pass.items, verifyItem{p.label, r})
 	}
-	if !equal && !final {
-		return false, nil
+	return pass, nil
+}
+
+// verifyUntil compares until the copy equals the source or wait has passed
+// since the start (then, every second). The last pass always prints its
+// full report, whether it ended in time or not: the decision to stop is
+// taken after a pass, with the clock read then, so a pass that starts
+// before the deadline and ends after it is the final one and reports.
+func verifyUntil(ctx context.Context, wait time.Duration, now func() time.Time,
+	compare func(context.Context) (*verifyPass, error), out io.Writer, sinkName string) error {
+	deadline := now().Add(wait)
+	for {
+		pass, err := compare(ctx)
+		if err != nil {
+			return runtimeErr(err)
+		}
+		if pass.equal() {
+			pass.report(out)
+			return nil
+		}
+		if !now().Before(deadline) {
+			pass.report(out)
+			return runtimeErr(fmt.Errorf("sink %s: the copy differs from the source", sinkName))
+		}
+		select {
+		case <-ctx.Done():
+			return runtimeErr(ctx.Err())
+		case <-time.After(time.Second):
+		}
 	}
+}
+
+// report prints every table's result, its problems and differing keys.
+func (vp *verifyPass) report(out io.Writer) {
 	bad := 0
-	for _, it := range items {
+	for _, it := range vp.items {
 		r := it.r
 		state := "equal"
 		if !r.Equal() {
@@ -151,7 +184,7 @@ func (vp *verifyPlan) run(ctx context.Context, opt verify.Options, out io.Writer
 			bad++
 		}
 		fmt.Fprintf(out, "%s: %s: source %d rows, copy %d rows; %d missing, %d extra, %d different (%d of %d ranges differ)\n",
-			it.p.label, state, r.SourceRows, r.CopyRows, r.Missing, r.Extra, r.Diff, r.DiffBuckets, r.Buckets)
+			it.label, state, r.SourceRows, r.CopyRows, r.Missing, r.Extra, r.Diff, r.DiffBuckets, r.Buckets)
 		for _, pr := range r.Problems {
 			fmt.Fprintf(out, "  problem: %s\n", pr)
 		}
@@ -166,8 +199,7 @@ func (vp *verifyPlan) run(ctx context.Context, opt verify.Options, out io.Writer
 			fmt.Fprintf(out, "  ... and %d more\n", n-int64(len(r.Diffs)))
 		}
 	}
-	fmt.Fprintf(out, "%d tables compared, %d equal, %d different\n", len(items), len(items)-bad, bad)
-	return bad == 0, nil
+	fmt.Fprintf(out, "%d tables compared, %d equal, %d different\n", len(vp.items), len(vp.items)-bad, bad)
 }
 
 // planVerify finds the source tables whose topics the sink consumes and
@@ -236,8 +268,7 @@ func planVerify(ctx context.Context, p *config.Pipeline, name string, log *slog.
 			return nil, usageErr(err)
 		}
 		var src verify.Side
-		var tables [][2]string
-		var patterns []string
+		var tables []source.CapturedTable
 		var dbName string
 		switch c := scfg.(type) {
 		case *postgres.Config:
@@ -248,38 +279,37 @@ func planVerify(ctx context.Context, p *config.Pipeline, name string, log *slog.
 			if pc, err := pgx.ParseConfig(c.URL); err == nil {
 				dbName = pc.Database
 			}
-			patterns = c.Tables
+			tables, err = postgres.CapturedTables(ctx, c)
 		case *mysql.Config:
 			src.Dialect = verify.MySQL
-			dsn, err := mysql.VerifyDSN(c)
-			if err != nil {
-				return nil, usageErr(fmt.Errorf("%s (%s): %w", sc.Path, sc.Name, err))
+			dsn, derr := mysql.VerifyDSN(c)
+			if derr != nil {
+				return nil, usageErr(fmt.Errorf("%s (%s): %w", sc.Path, sc.Name, derr))
 			}
 			if src.DB, err = verify.OpenMySQL(dsn); err != nil {
 				return nil, fmt.Errorf("%s (%s): %w", sc.Path, sc.Name, err)
 			}
-			patterns = c.Tables
+			tables, err = mysql.CapturedTables(ctx, c)
 		default:
 			continue
 		}
-		vp.dbs = append(vp.dbs, src.DB)
-		tables, err = listVerifyTables(ctx, src, patterns)
-		if err != nil {
-			return nil, fmt.Errorf("%s (%s): listing tables: %w", sc.Path, sc.Name, err)
+		if src.DB != nil {
+			vp.dbs = append(vp.dbs, src.DB)
 		}
-		prefix := scfg.TopicPrefix()
+		if err != nil {
+			return nil, fmt.Errorf("%s (%s): listing the captured tables: %w", sc.Path, sc.Name, err)
+		}
 		for _, t := range tables {
-			topic := source.TopicName(prefix, t[0], t[1])
-			if !consumes(topic) {
+			if !consumes(t.Topic) {
 				continue
 			}
 			db := dbName
 			if src.Dialect == verify.MySQL {
-				db = t[0]
+				db = t.Schema
 			}
-			copyName := strings.NewReplacer("${topic}", topic, "${source.db}", db, "${source.schema}", t[0], "${source.table}", t[1]).Replace(format)
+			copyName := strings.NewReplacer("${topic}", t.Topic, "${source.db}", db, "${source.schema}", t.Schema, "${source.table}", t.Table).Replace(format)
 			s, dt := src, dst
-			s.Schema, s.Table = t[0], t[1]
+			s.Schema, s.Table = t.Schema, t.Table
 			if sch, tbl, dotted := strings.Cut(copyName, "."); dotted {
 				dt.Schema, dt.Table = sch, tbl
 			} else {
@@ -289,7 +319,8 @@ func planVerify(ctx context.Context, p *config.Pipeline, name string, log *slog.
 				label:   fmt.Sprintf("%s -> %s", s, dt),
 				src:     s,
 				dst:     dt,
-				exclude: verifyExcludes(spec, topic),
+				exclude: verifyExcludes(spec, t.Topic),
+				key:     t.KeyColumns,
 			})
 		}
 	}
@@ -314,37 +345,4 @@ func verifyExcludes(spec sink.Spec, topic string) map[string]bool {
 		out[e] = true
 	}
 	return out
-}
-
-// listVerifyTables lists the source's tables matching the connector's
-// "schema.table" patterns (PostgreSQL: a bare name is in public).
-func listVerifyTables(ctx context.Context, src verify.Side, patterns []string) ([][2]string, error) {
-	q := `SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'
-		AND table_schema NOT IN ('pg_catalog', 'information_schema', 'mysql', 'performance_schema', 'sys')
-		ORDER BY 1, 2`
-	rows, err := src.DB.QueryContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out [][2]string
-	for rows.Next() {
-		var s, t string
-		if err := rows.Scan(&s, &t); err != nil {
-			return nil, err
-		}
-		for _, p := range patterns {
-			ps, pt, dotted := strings.Cut(strings.TrimSpace(p), ".")
-			if !dotted {
-				ps, pt = "public", ps
-			}
-			ms, _ := path.Match(ps, s)
-			mt, _ := path.Match(pt, t)
-			if ms && mt {
-				out = append(out, [2]string{s, t})
-				break
-			}
-		}
-	}
-	return out, rows.Err()
 }

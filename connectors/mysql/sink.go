@@ -1033,7 +1033,15 @@ func sinkValue(v any, ct *sink.ColumnType, colType string) (any, int, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, 4, nil
-	case int64, float64:
+	case int64:
+		if x < 0 && strings.Contains(strings.ToLower(colType), "unsigned") && ct.NativeIs(sink.DialectMySQL, "BIGINT UNSIGNED", "BIGINT UNSIGNED ZEROFILL") {
+			// bigint.unsigned.handling.mode=long sends a BIGINT UNSIGNED
+			// value of 2^63 or more as its two's complement: the column
+			// is unsigned, so it gets the value back.
+			return strconv.FormatUint(uint64(x), 10), 20, nil
+		}
+		return x, 20, nil
+	case float64:
 		return x, 20, nil
 	case float32:
 		// Through its shortest text form, so 1.1 stays 1.1 rather than

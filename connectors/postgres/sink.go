@@ -42,7 +42,7 @@ package postgres
 //	  database, else bytea holding the WKB; a PostgreSQL point stays point
 //
 // From MySQL: TINYINT -> smallint, INT UNSIGNED -> bigint, BIGINT UNSIGNED ->
-// numeric(20,0), DATETIME -> timestamp, TIMESTAMP -> timestamptz, JSON ->
+// numeric(20,0), TIME -> interval, DATETIME -> timestamp, TIMESTAMP -> timestamptz, JSON ->
 // jsonb, ENUM/SET -> text, BLOB kinds -> bytea, VARCHAR(n) -> varchar(n).
 
 import (
@@ -294,7 +294,9 @@ func sinkColumnType(ct *sink.ColumnType, geom string) string {
 	case sink.KindBytes:
 		return "bytea"
 	case sink.KindBits:
-		if ct.BitLength > 0 {
+		// PostgreSQL's longest bit string is 83886080 bits; a longer
+		// length is an unbounded varbit's unknown length (2^31-1).
+		if ct.BitLength > 0 && ct.BitLength <= 83886080 {
 			return fmt.Sprintf("bit varying(%d)", ct.BitLength)
 		}
 		return "bit varying"
@@ -404,6 +406,10 @@ func sinkFromMySQL(ct *sink.ColumnType) string {
 		return "text"
 	case "TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT":
 		return "text"
+	case "TIME":
+		// MySQL's TIME is a signed duration up to 838:59:59, which
+		// PostgreSQL's time (a time of day) cannot hold.
+		return "interval"
 	case "DATETIME":
 		return "timestamp"
 	case "TIMESTAMP":
@@ -1267,7 +1273,7 @@ func sinkText(v any, ct *sink.ColumnType, pgType string) (string, bool, error) {
 	case time.Time:
 		return sinkTime(x, ct), false, nil
 	case time.Duration:
-		if ct.Kind == sink.KindInterval {
+		if ct.Kind == sink.KindInterval || pgType == "interval" {
 			return strconv.FormatInt(x.Microseconds(), 10) + " microseconds", false, nil
 		}
 		return sink.FormatTimeOfDay(x), false, nil
