@@ -56,8 +56,11 @@ type chkTable struct {
 
 // engine is one database holding a source or a copy.
 type engine struct {
-	kind  string // postgres, mysql, sqlite
-	db    *sql.DB
+	kind string // postgres, mysql, sqlite
+	db   *sql.DB
+	// path of a SQLite copy, opened for each reading: an open connection
+	// would keep replay from swapping the file.
+	path  string
 	pg    *pgx.Conn
 	table func(name string) string // qualified, quoted table name
 }
@@ -88,7 +91,8 @@ func (e engine) expr(c chkCol) string {
 		return "CAST(" + q + " AS CHAR)"
 	default:
 		if c.kind == kHex || c.kind == kGeom {
-			return "hex(" + q + ")"
+			// SQLite's hex(NULL) is '', not NULL.
+			return "CASE WHEN " + q + " IS NULL THEN NULL ELSE hex(" + q + ") END"
 		}
 		return "CAST(" + q + " AS TEXT)"
 	}
@@ -174,7 +178,15 @@ func (e engine) rows(t *testing.T, tb chkTable) (map[string]string, error) {
 		}
 		return out, rs.Err()
 	}
-	rs, err := e.db.Query(q)
+	db := e.db
+	if e.path != "" {
+		var err error
+		if db, err = sql.Open("sqlite", "file:"+e.path+"?mode=ro&_pragma=busy_timeout(5000)"); err != nil {
+			return nil, err
+		}
+		defer db.Close()
+	}
+	rs, err := db.Query(q)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", q, err)
 	}
@@ -506,7 +518,6 @@ func newCopyTargets(t *testing.T, prefix, tag string, pgSchemaOf func(string) st
 	_, myDB, myc := mysqlDB(t)
 	myc.SetMaxOpenConns(4)
 	sqPath := filepath.Join(t.TempDir(), tag+".db")
-	sq := openSQLite(t, sqPath)
 	names := []string{uniq(tag + "pg"), uniq(tag + "my"), uniq(tag + "sq")}
 	regex := strings.ReplaceAll(prefix, ".", `\.`) + `\..*`
 	myDSN := env(t, "TRIBUTARY_TEST_MYSQL_URL") + myDB
@@ -530,7 +541,7 @@ func newCopyTargets(t *testing.T, prefix, tag string, pgSchemaOf func(string) st
 	engines := []engine{
 		{kind: "postgres", pg: pgc, table: func(n string) string { return pgIdent(pgSchemaOf(n)) + "." + pgIdent(n) }},
 		{kind: "mysql", db: myc, table: func(n string) string { return "`" + myDB + "`.`" + strings.ReplaceAll(n, "`", "``") + "`" }},
-		{kind: "sqlite", db: sq, table: func(n string) string { return pgIdent(pgSchemaOf(n) + "_" + n) }},
+		{kind: "sqlite", path: sqPath, table: func(n string) string { return pgIdent(pgSchemaOf(n) + "_" + n) }},
 	}
 	return copyTargets{names: names, engines: engines, yaml: y}
 }
