@@ -26,11 +26,29 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
+// RestartHeals marks an error that its connector knows a restart heals,
+// e.g. a table altered while a snapshot read it: the restart resumes from
+// the durable progress with the table's new shape. It is retried even on a
+// connector's first run.
+type RestartHeals struct{ Err error }
+
+func (e *RestartHeals) Error() string { return e.Err.Error() }
+func (e *RestartHeals) Unwrap() error { return e.Err }
+
+// Heals reports whether err carries RestartHeals.
+func Heals(err error) bool {
+	var rh *RestartHeals
+	return errors.As(err, &rh)
+}
+
 // Transient reports whether err is worth retrying by restarting the
 // connector that returned it.
 func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
+	}
+	if Heals(err) {
+		return true
 	}
 	if fatalCode(err) {
 		return false
@@ -146,11 +164,12 @@ func transientSQLState(code string) bool {
 }
 
 // transientMySQL: too many connections (1040, 1203), lock wait timeout
-// (1205), deadlock (1213), server shutdown (1053), lost connection (2006,
+// (1205), deadlock (1213), server shutdown (1053), table definition
+// changed under a consistent snapshot (1412), lost connection (2006,
 // 2013), can't connect (2002, 2003), query interrupted at shutdown (1927).
 func transientMySQL(code uint16) bool {
 	switch code {
-	case 1040, 1203, 1205, 1213, 1053, 1927, 2002, 2003, 2006, 2013:
+	case 1040, 1203, 1205, 1213, 1053, 1412, 1927, 2002, 2003, 2006, 2013:
 		return true
 	}
 	return false

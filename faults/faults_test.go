@@ -48,6 +48,8 @@ func TestTransient(t *testing.T) {
 		"kafka too large":         {wrap(kerr.MessageTooLarge), false},
 		"kafka auth":              {wrap(kerr.SaslAuthenticationFailed), false},
 		"disk full":               {wrap(syscall.ENOSPC), true},
+		"restart heals":           {wrap(&RestartHeals{Err: errors.New("table altered while the snapshot read it")}), true},
+		"mysql table def changed": {wrap(&gomysql.MyError{Code: 1412}), true},
 		"plain config error":      {errors.New("sources[0].tables: table public.nope does not exist"), false},
 	}
 	for name, tc := range cases {

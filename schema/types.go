@@ -77,6 +77,18 @@ func DecimalType(precision, scale int) Type {
 	return Type{Kind: Bytes, Name: DecimalName, Version: 1, Params: p}
 }
 
+// JoinAllowedEscaped joins ENUM/SET values into an "allowed" parameter as
+// Debezium's binlog connectors write it: a comma inside a value is escaped
+// as "\," (Debezium's PostgreSQL connector joins enum labels unescaped, as
+// EnumType does). sink.SplitAllowed reads both.
+func JoinAllowedEscaped(values []string) string {
+	esc := make([]string, len(values))
+	for i, v := range values {
+		esc[i] = strings.ReplaceAll(v, ",", `\,`)
+	}
+	return strings.Join(esc, ",")
+}
+
 // EnumType is io.debezium.data.Enum with the given allowed values.
 func EnumType(allowed []string) Type {
 	return Type{Kind: String, Name: EnumName, Version: 1,

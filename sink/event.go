@@ -86,6 +86,12 @@ type decoder struct {
 	lastName    tableNameVal
 	lastBK      bindingKey
 	lastB       *binding
+	// topicBind is the latest binding of each topic, so a tombstone (no
+	// value, hence no table name) can be applied to the table of its topic.
+	topicBind map[string]*binding
+	// tombstonesUnbound names the topics whose tombstones came before any
+	// change of theirs in this run (logged once per topic).
+	tombstonesUnbound map[string]bool
 	// quiesce, when set, waits until no batch is being applied: bind must
 	// not change table specs while a target reads them.
 	quiesce func()
@@ -200,10 +206,10 @@ func (d *decoder) keySchema(ctx context.Context, topic string, id int) (*keyInfo
 }
 
 // decode turns one record into at most one change. A nil change with a nil
-// error means the record is skipped by design (a tombstone).
+// error means the record is skipped by design.
 func (d *decoder) decode(ctx context.Context, rec *Record) (*tableState, *Change, error) {
 	if rec.Value == nil {
-		return nil, nil, nil // tombstone: it only lets compaction drop the key
+		return d.tombstone(ctx, rec)
 	}
 	valueID, err := frameID(rec.Value)
 	if err != nil {
@@ -251,6 +257,10 @@ func (d *decoder) decode(ctx context.Context, rec *Record) (*tableState, *Change
 	if err != nil {
 		return nil, nil, err
 	}
+	if d.topicBind == nil {
+		d.topicBind = map[string]*binding{}
+	}
+	d.topicBind[rec.Topic] = b
 	t := b.table
 	switch op {
 	case "c", "r", "u":
@@ -281,6 +291,64 @@ func (d *decoder) decode(ctx context.Context, rec *Record) (*tableState, *Change
 	default:
 		return nil, nil, recErr("VALUE_CONVERTER", "unknown op %q (want c, r, u, d or t)", op)
 	}
+}
+
+// tombstone applies a tombstone as a delete of its key. A delete event is
+// always followed by a tombstone, and compaction keeps only the latest record
+// of a key: a sink that lags behind compaction (or replays a compacted
+// topic) may find the tombstone without the delete before it, and skipping
+// it would leave the deleted row in the copy for good. Deleting an absent
+// row is harmless, so applying every tombstone is safe.
+func (d *decoder) tombstone(ctx context.Context, rec *Record) (*tableState, *Change, error) {
+	if rec.Key == nil {
+		return nil, nil, nil
+	}
+	b := d.topicBind[rec.Topic]
+	if b == nil || b.key == nil || !b.table.keyed {
+		// No change of this topic seen yet in this run, so its table is
+		// unknown. A copy can only hold this key if an earlier run applied
+		// it; say so once per topic rather than drop it silently.
+		if d.tombstonesUnbound == nil {
+			d.tombstonesUnbound = map[string]bool{}
+		}
+		if !d.tombstonesUnbound[rec.Topic] {
+			d.tombstonesUnbound[rec.Topic] = true
+			d.log.Warn("tombstone before any change of its topic in this run: its table is unknown, so it is not applied (a row deleted while the sink lagged behind compaction may stay until the key changes again or the copy is replayed)",
+				"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset)
+		}
+		return nil, nil, nil
+	}
+	keyID, err := frameID(rec.Key)
+	if err != nil {
+		return nil, nil, recErr("KEY_CONVERTER", "key: %w", err)
+	}
+	key, err := d.keySchema(ctx, rec.Topic, keyID)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyRaw, err := decodeKey(key.decl, rec.Key[5:])
+	if err != nil {
+		return nil, nil, recErr("KEY_CONVERTER", "decoding key with schema id %d: %w", keyID, err)
+	}
+	kv := make([]any, len(b.keyCol))
+	for i, f := range b.key.fields {
+		j := -1
+		for k := range key.fields {
+			if key.fields[k].name == f.name {
+				j = k
+				break
+			}
+		}
+		if j < 0 {
+			return nil, nil, recErr("KEY_CONVERTER", "tombstone key schema id %d has no field %s of table %s's key", keyID, f.name, b.table.spec.QualifiedName())
+		}
+		nv, err := nativeValue(keyRaw[j], &b.keyCol[i].Type)
+		if err != nil {
+			return nil, nil, recErr("KEY_CONVERTER", "key column %s: %w", f.name, err)
+		}
+		kv[i] = nv
+	}
+	return b.table, &Change{Op: OpDelete, Key: kv, Rec: rec}, nil
 }
 
 // decodeGeneric decodes an envelope the fast plan does not cover through

@@ -62,17 +62,41 @@ func mergeAllowed(a, b string) string {
 		return b
 	}
 	have := map[string]bool{}
-	for _, v := range strings.Split(a, ",") {
+	for _, v := range SplitAllowed(a) {
 		have[v] = true
 	}
 	out := a
-	for _, v := range strings.Split(b, ",") {
+	for _, v := range SplitAllowed(b) {
 		if v != "" && !have[v] {
-			out += "," + v
+			out += "," + strings.ReplaceAll(v, ",", `\,`)
 			have[v] = true
 		}
 	}
 	return out
+}
+
+// SplitAllowed splits an Enum/EnumSet "allowed" parameter into its values:
+// at commas, except a comma escaped as "\," (Debezium's binlog connectors
+// escape a comma inside a value; see schema.JoinAllowedEscaped).
+func SplitAllowed(s string) []string {
+	if !strings.Contains(s, `\,`) {
+		return strings.Split(s, ",")
+	}
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == ',':
+			cur.WriteByte(',')
+			i++
+		case s[i] == ',':
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(s[i])
+		}
+	}
+	return append(out, cur.String())
 }
 
 // intRank orders the integer kinds by width.
@@ -125,10 +149,10 @@ func narrows(old, new *ColumnType) bool {
 		return new.BitLength <= old.BitLength && new.Length <= old.Length
 	case KindEnum, KindEnumSet:
 		have := map[string]bool{}
-		for _, v := range strings.Split(old.Params["allowed"], ",") {
+		for _, v := range SplitAllowed(old.Params["allowed"]) {
 			have[v] = true
 		}
-		for _, v := range strings.Split(new.Params["allowed"], ",") {
+		for _, v := range SplitAllowed(new.Params["allowed"]) {
 			if !have[v] {
 				return false
 			}

@@ -55,6 +55,13 @@ type Deps struct {
 	// MaxRecordBytes is log.max_record_bytes, for the error that names a
 	// record above it.
 	MaxRecordBytes int64
+	// Requests, when set, routes on-demand snapshot requests to the
+	// connector (SnapshotRequester).
+	Requests *Requests
+	// Progress, when set, receives snapshot progress for /status.
+	Progress *ProgressBoard
+	// SignalTopic, when set, is read for Debezium signals (signals.go).
+	SignalTopic string
 }
 
 // Run runs one connector until ctx is done or it fails, then flushes what is
@@ -79,6 +86,20 @@ func Run(ctx context.Context, name, server string, c Connector, d Deps) error {
 		log.Info("resuming from committed offset", "offset", off)
 	}
 	rt := newRuntime(name, server, off, d, log)
+	if d.Requests != nil {
+		ch, unregister := d.Requests.register(name)
+		defer unregister()
+		rt.requests = ch
+	}
+	if d.SignalTopic != "" {
+		if rt.requests == nil {
+			rt.requests = make(chan SnapshotRequest, 16)
+		}
+		sctx, stop := context.WithCancel(ctx)
+		signalsDone := make(chan struct{})
+		go func() { defer close(signalsDone); rt.runSignals(sctx, d.SignalTopic) }()
+		defer func() { stop(); <-signalsDone }()
+	}
 	if d.NewTxnClient != nil {
 		return runTransactional(ctx, name, c, d, rt)
 	}
@@ -119,6 +140,8 @@ type epoch struct {
 }
 
 type runtime struct {
+	requests     chan SnapshotRequest
+	signalNext   atomicInt64 // next signal topic offset to read, 0: none read
 	name, server string
 	d            Deps
 	log          *slog.Logger
@@ -453,7 +476,7 @@ func (rt *runtime) Checkpoint(_ context.Context, offset map[string]any, durable 
 		return rt.err
 	}
 	ep := rt.open()
-	ep.closed, ep.offset, ep.durable = true, offset, durable
+	ep.closed, ep.offset, ep.durable = true, rt.withSignal(offset), durable
 	rt.queue = append(rt.queue, &epoch{})
 	if ep.pending == 0 {
 		rt.cond.Broadcast()

@@ -164,7 +164,7 @@ func (t *txnRuntime) Checkpoint(ctx context.Context, offset map[string]any, dura
 		t.mu.Unlock()
 		return err
 	}
-	t.offset, t.dirty = offset, false
+	t.offset, t.dirty = t.withSignal(offset), false
 	if durable != nil {
 		t.durables = append(t.durables, durable)
 	}

@@ -144,7 +144,7 @@ func (s *supervisor) runWithRestarts(ctx context.Context, u unit) error {
 			provenUp = true
 			attempt = 0 // a long healthy run starts the backoff afresh
 		}
-		if !provenUp || !faults.Transient(err) {
+		if !faults.Transient(err) || !(provenUp || faults.Heals(err)) {
 			return err
 		}
 		attempt++

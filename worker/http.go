@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tributary-cdc/tributary/source"
 )
 
 // status tracks what /readyz and /status report. Connectors move through
@@ -21,6 +23,7 @@ type status struct {
 	mu         sync.Mutex
 	started    time.Time
 	connectors map[string]connectorStatus
+	progress   *source.ProgressBoard
 }
 
 type connectorStatus struct {
@@ -78,13 +81,68 @@ func (s *status) snapshot() map[string]any {
 	for k, v := range s.connectors {
 		cs[k] = v
 	}
-	return map[string]any{"started": s.started, "connectors": cs}
+	out := map[string]any{"started": s.started, "connectors": cs}
+	if s.progress != nil {
+		if p := s.progress.Snapshot(); len(p) > 0 {
+			out["snapshots"] = p
+		}
+	}
+	return out
+}
+
+// snapshotRequest handles POST /connectors/{name}/snapshot with a body
+// {"tables": [...], "where": "..."}: the source re-reads the tables
+// incrementally while it streams.
+func snapshotRequest(w http.ResponseWriter, r *http.Request, reqs *source.Requests) {
+	name := r.PathValue("name")
+	var body struct {
+		Tables []string `json:"tables"`
+		Where  string   `json:"where"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		http.Error(w, "snapshot request: body must be {\"tables\": [\"schema.table\", ...], \"where\": \"optional SQL condition\"}: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(body.Tables) == 0 {
+		http.Error(w, "snapshot request: no tables", http.StatusBadRequest)
+		return
+	}
+	reply := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := reqs.Send(ctx, name, source.SnapshotRequest{Tables: body.Tables, Where: body.Where, Reply: reply}); err != nil {
+		code := http.StatusServiceUnavailable
+		if errors.Is(err, source.ErrNotRunning) {
+			code = http.StatusNotFound
+		}
+		http.Error(w, "snapshot request: "+err.Error(), code)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	select {
+	case err := <-reply:
+		if err != nil {
+			http.Error(w, "snapshot request refused: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"connector": name, "tables": body.Tables, "status": "recorded"})
+	case <-ctx.Done():
+		// The connector is busy (say, in its initial snapshot): it takes
+		// the request when it streams.
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]any{"connector": name, "tables": body.Tables, "status": "queued"})
+	}
 }
 
 // serveHTTP exposes /healthz (the process is alive), /readyz (every
 // connector is running), /status (JSON) and /metrics (Prometheus).
-func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, st *status) (string, <-chan error, error) {
+func serveHTTP(ctx context.Context, addr string, reg *prometheus.Registry, st *status, reqs *source.Requests) (string, <-chan error, error) {
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /connectors/{name}/snapshot", func(w http.ResponseWriter, r *http.Request) {
+		snapshotRequest(w, r, reqs)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	// Profiles on the same loopback listener: how throughput problems get diagnosed in the field.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -212,6 +212,9 @@ func sourceUnits(srcs []openedSource, deps source.Deps, log *slog.Logger) []unit
 			}
 			d := deps
 			d.Logger = log.With("source", name)
+			if sc, ok := s.cfg.(source.SignalTopicConfig); ok {
+				d.SignalTopic = sc.SignalTopic()
+			}
 			return source.Run(ctx, name, s.cfg.TopicPrefix(), conn, d)
 		}})
 	}
@@ -245,15 +248,17 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) (err error) 
 	metrics := source.NewMetrics(reg)
 	sinkMetrics := sink.NewMetrics(reg)
 	st := newStatus()
+	st.progress = source.NewProgressBoard()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	httpAddr, httpErr, err := serveHTTP(runCtx, p.Worker.HTTP, reg, st)
+	requests := source.NewRequests()
+	httpAddr, httpErr, err := serveHTTP(runCtx, p.Worker.HTTP, reg, st, requests)
 	if err != nil {
 		return err
 	}
-	log.Info("worker http serving", "addr", httpAddr, "endpoints", "/healthz /readyz /status /metrics")
+	log.Info("worker http serving", "addr", httpAddr, "endpoints", "/healthz /readyz /status /metrics POST /connectors/{name}/snapshot")
 
 	svc, err := StartServices(runCtx, p, log)
 	if err != nil {
@@ -286,6 +291,8 @@ func Run(ctx context.Context, p *config.Pipeline, log *slog.Logger) (err error) 
 		Registry:          svc.Registry,
 		Offsets:           store,
 		Metrics:           metrics,
+		Requests:          requests,
+		Progress:          st.progress,
 		Partitions:        int32(p.Log.Partitions),
 		ReplicationFactor: int16(p.Log.ReplicationFactor),
 		MaxRecordBytes:    p.Log.MaxRecordBytes.Int64(),

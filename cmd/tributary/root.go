@@ -95,6 +95,7 @@ By default the log and the schema registry are embedded: one process, no setup.`
 		newStatusCmd(),
 		newOffsetsCmd(),
 		newBackfillCmd(),
+		newSnapshotCmd(),
 	)
 	return root
 }

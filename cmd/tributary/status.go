@@ -25,6 +25,16 @@ type workerStatus struct {
 		// Attempt counts restarts after transient errors while retrying.
 		Attempt int `json:"attempt,omitempty"`
 	} `json:"connectors"`
+	// Snapshots are the snapshot progress of each source, per table.
+	Snapshots map[string][]struct {
+		Table      string `json:"table"`
+		Kind       string `json:"kind"`
+		Rows       int64  `json:"rows"`
+		Estimate   int64  `json:"estimate"`
+		RowsPerSec int64  `json:"rows_per_sec"`
+		ETA        string `json:"eta"`
+		Done       bool   `json:"done"`
+	} `json:"snapshots,omitempty"`
 }
 
 func newStatusCmd() *cobra.Command {
@@ -111,6 +121,29 @@ func showStatus(ctx context.Context, addr string, asJSON bool, out io.Writer) er
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", n, c.Kind, c.Type, state, c.Since.Format(time.RFC3339), c.Error)
 		}
 		_ = tw.Flush()
+		if len(st.Snapshots) > 0 {
+			fmt.Fprintln(out)
+			tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SNAPSHOT OF	TABLE	KIND	ROWS	ESTIMATE	PERCENT	ROWS/S	ETA")
+			srcs := make([]string, 0, len(st.Snapshots))
+			for n := range st.Snapshots {
+				srcs = append(srcs, n)
+			}
+			slices.Sort(srcs)
+			for _, n := range srcs {
+				for _, p := range st.Snapshots[n] {
+					pct, eta := "?", p.ETA
+					if p.Estimate > 0 {
+						pct = fmt.Sprintf("%.1f%%", 100*float64(p.Rows)/float64(p.Estimate))
+					}
+					if p.Done {
+						pct, eta = "done", "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\n", n, p.Table, p.Kind, p.Rows, p.Estimate, pct, p.RowsPerSec, eta)
+				}
+			}
+			_ = tw.Flush()
+		}
 	}
 	var failed []string
 	for n, c := range st.Connectors {

@@ -389,7 +389,7 @@ func sinkNativeMySQL(ct *sink.ColumnType, key bool) string {
 		if allowed == "" {
 			return ""
 		}
-		vals := strings.Split(allowed, ",")
+		vals := sink.SplitAllowed(allowed)
 		for i, v := range vals {
 			vals[i] = "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
+	"github.com/tributary-cdc/tributary/faults"
 	"github.com/tributary-cdc/tributary/schema"
 )
 
@@ -291,8 +292,25 @@ func (c *Connector) takeSnapshot(ctx context.Context, r *run, withData bool) (po
 		}
 		states = append(states, ts)
 	}
+	// The offset says a snapshot is running before its first row reaches
+	// the log: a restart then knows the topics may hold its rows.
+	mark := pos
+	mark.Snapshot = true
+	if err := r.rt.Checkpoint(ctx, mark.offset(), func() {}); err != nil {
+		return position{}, nil, err
+	}
+	if err := r.rt.Flush(ctx); err != nil {
+		return position{}, nil, fmt.Errorf("recording the snapshot start: %w", err)
+	}
 	if err := c.readTables(ctx, r, sc, pos, states, info); err != nil {
 		return position{}, nil, err
+	}
+	if r.rt.Offset() != nil {
+		// Still inside the consistent snapshot: keys are looked up as of
+		// its position (vanished.go).
+		if err := c.deleteVanished(ctx, r, sc.conns[0], states, pos); err != nil {
+			return position{}, nil, err
+		}
 	}
 	return pos, cat, nil
 }
@@ -581,7 +599,9 @@ func (c *Connector) readTable(ctx context.Context, r *run, conn *client.Conn, ts
 
 func snapshotReadError(ts *tableState, err error) error {
 	if errCode(err) == gomysql.ER_TABLE_DEF_CHANGED {
-		return fmt.Errorf("table %s was altered while the snapshot read it; restart the connector to take the snapshot again: %w", ts.id, err)
+		// A restart heals it: the snapshot is taken again (deletes are sent
+		// for keys a redone snapshot no longer finds), with the new shape.
+		return &faults.RestartHeals{Err: fmt.Errorf("table %s was altered while the snapshot read it; the connector restarts and takes the snapshot again: %w", ts.id, err)}
 	}
 	return fmt.Errorf("snapshot of %s: %w", ts.id, err)
 }

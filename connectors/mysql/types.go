@@ -185,10 +185,13 @@ func (c *column) connectType() schema.Type {
 	case kYear:
 		return with(schema.Type{Kind: schema.Int32, Name: schema.YearName, Version: 1})
 	case kEnum:
-		return with(schema.EnumType(c.def.EnumValues))
+		// A comma inside a value is escaped ("c\,d"), as Debezium's binlog
+		// connectors write it (TestDebeziumDiffMariaDB).
+		return with(schema.Type{Kind: schema.String, Name: schema.EnumName, Version: 1,
+			Params: map[string]string{schema.EnumAllowedParam: schema.JoinAllowedEscaped(c.def.EnumValues)}})
 	case kSet:
 		return with(schema.Type{Kind: schema.String, Name: schema.EnumSetName, Version: 1,
-			Params: map[string]string{schema.EnumAllowedParam: strings.Join(c.def.EnumValues, ",")}})
+			Params: map[string]string{schema.EnumAllowedParam: schema.JoinAllowedEscaped(c.def.EnumValues)}})
 	case kJSON:
 		return with(schema.Type{Kind: schema.String, Name: schema.JSONName, Version: 1})
 	case kGeometry:
@@ -519,9 +522,9 @@ func (c *column) fromBinlog(v any) (any, error) {
 			if c.def.Scale == nil {
 				return x, nil
 			}
-			// FLOAT(M,D) is carried as float64 of the decimal text, as the
-			// snapshot reads it.
-			return strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+			// FLOAT(M,D) is a FLOAT64 holding the stored 4-byte float
+			// exactly (12345.67 is 12345.669921875), as Debezium writes it.
+			return float64(x), nil
 		case float64:
 			if c.def.Scale == nil {
 				return float32(x), nil
@@ -703,8 +706,13 @@ func (c *column) fromTextValue(v *textValue, alias bool) (any, error) {
 				return nil, err
 			}
 		}
-		if c.kind == kFloat && c.def.Scale == nil {
-			return float32(f), nil
+		if c.kind == kFloat {
+			if c.def.Scale == nil {
+				return float32(f), nil
+			}
+			// The server prints FLOAT(M,D) rounded to D decimals; the column
+			// stores a 4-byte float, which is what Debezium writes (widened).
+			return float64(float32(f)), nil
 		}
 		return f, nil
 	case kBit:

@@ -64,8 +64,8 @@ var matrixWant = map[string]any{
 	"d":   big.NewRat(-1234567891, 100), // DECIMAL(10,2)
 	"d0":  big.NewRat(1234567890, 1),
 	"f":   float32(1.5),
-	"f72": float64(12345.67), // FLOAT(M,D) is FLOAT64
-	"f30": float64(1.25e300), // FLOAT(30) is DOUBLE
+	"f72": float64(float32(12345.67)), // FLOAT(M,D) is FLOAT64 of the stored float (12345.669921875), as in Debezium
+	"f30": float64(1.25e300),          // FLOAT(30) is DOUBLE
 	"db":  float64(3.141592653589793),
 	"b1":  true,
 	"b10": []byte{0x03, 0x02}, // 0b1000000011 = 0x203, little-endian
@@ -113,7 +113,7 @@ var wantParams = map[string]map[string]string{
 	"iu":  {"__debezium.source.column.type": "INT UNSIGNED"},
 	"dt6": {"__debezium.source.column.type": "DATETIME", "__debezium.source.column.length": "6"},
 	"b10": {"__debezium.source.column.type": "BIT", "__debezium.source.column.length": "10", "length": "10"},
-	"e":   {"__debezium.source.column.type": "ENUM", "allowed": "a,b'q,c,d"},
+	"e":   {"__debezium.source.column.type": "ENUM", "allowed": `a,b'q,c\,d`}, // a comma in a value escaped, as Debezium writes it
 	"s":   {"__debezium.source.column.type": "SET", "allowed": "x,y,z"},
 	"bo":  {"__debezium.source.column.type": "TINYINT", "__debezium.source.column.length": "1"},
 	"ip":  {"__debezium.source.column.type": "INET6"},

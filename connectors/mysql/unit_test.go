@@ -135,7 +135,7 @@ func TestBinlogValueConversions(t *testing.T) {
 		{col("DECIMAL", func(d *colDef) { d.Length, d.Scale = intp(10), intp(3) }), "-1.5", schema.DecimalBytes(big.NewInt(-1500))},
 		{col("DECIMAL", func(d *colDef) { d.Length, d.Scale = intp(5), intp(0) }), "00042", schema.DecimalBytes(big.NewInt(42))},
 		{col("FLOAT", nil), float32(0.1), float32(0.1)},
-		{col("FLOAT", func(d *colDef) { d.Length, d.Scale = intp(7), intp(2) }), float32(0.1), 0.1},
+		{col("FLOAT", func(d *colDef) { d.Length, d.Scale = intp(7), intp(2) }), float32(0.1), float64(float32(0.1))}, // the stored float widened, as real Debezium writes it (TestDebeziumDiffMariaDB)
 		{col("BIT", func(d *colDef) { d.Length = intp(1) }), int64(0), false},
 		{col("BIT", func(d *colDef) { d.Length = intp(17) }), int64(0x10203), []byte{0x03, 0x02, 0x01}},
 		{col("DATE", nil), "1969-12-31", int32(-1)},

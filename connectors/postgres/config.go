@@ -24,16 +24,17 @@ const (
 // Config is the `type: postgres` source configuration.
 type Config struct {
 	URL                 string              `yaml:"url" required:"true" desc:"PostgreSQL connection URL (postgres://user:password@host:port/db?sslmode=...). Put the password in an environment variable: postgres://app:${PGPASSWORD}@db:5432/app. The user needs the REPLICATION attribute (or superuser) and SELECT on the tables."`
-	Tables              []string            `yaml:"tables" required:"true" desc:"Tables to capture: \"schema.table\" or \"table\" (schema public), or patterns where * matches any run of characters and ? one character, e.g. \"public.order_*\" or \"sales.*\". A plain name that does not exist, or a pattern that matches nothing, is an error."`
+	Tables              []string            `yaml:"tables" required:"true" desc:"Tables to capture: \"schema.table\" or \"table\" (schema public), or patterns where * matches any run of characters and ? one character, e.g. \"public.order_*\" or \"sales.*\". A plain name that does not exist, or a pattern that matches nothing, is an error. A table added here later is snapshotted incrementally while streaming goes on; a table removed is no longer captured (its topic is kept)."`
 	TopicPrefixValue    string              `yaml:"topic_prefix" required:"true" desc:"Debezium topic.prefix: events of schema.table go to <topic_prefix>.<schema>.<table>. Also the offset key's server and the events' source.name."`
 	Slot                string              `yaml:"slot" desc:"Logical replication slot name (letters, digits, underscore). Default tributary_<connector name>. It is kept when the connector stops so a restart resumes; drop it with pg_drop_replication_slot() when you remove the connector, or WAL piles up."`
 	Publication         string              `yaml:"publication" desc:"Publication name. Default tributary_<connector name>. Created FOR TABLE the resolved tables if missing; if it exists with another table set it is altered to match (logged)."`
 	Snapshot            string              `yaml:"snapshot" default:"initial" enum:"initial,never,initial_only,when_needed" desc:"initial: snapshot the tables when no offset was ever committed, then stream. never: only stream changes. initial_only: snapshot, then stop without streaming (the slot is temporary). when_needed: like initial, and snapshot again when the slot is gone or invalid."`
-	SnapshotChunkRows   int                 `yaml:"snapshot_chunk_rows" default:"20000" desc:"Rows read per snapshot query of a table with a primary key (keyset pagination in key order). Bounds the work a retried query repeats; memory per worker stays at about one batch whatever the value."`
+	SnapshotChunkRows   int                 `yaml:"snapshot_chunk_rows" default:"20000" desc:"Rows read per snapshot query of a table with a primary key (keyset pagination in key order). Bounds the work a retried query repeats and a snapshot resumed after a crash reads again. An incremental snapshot (added table, tributary snapshot, the rest of an interrupted initial snapshot) holds one chunk in memory between its watermarks."`
 	SnapshotParallelism int                 `yaml:"snapshot_parallelism" default:"2" desc:"Tables snapshotted at the same time, each on its own connection sharing the exported snapshot."`
-	KeyColumns          map[string][]string `yaml:"key_columns" desc:"Message key columns for tables without a primary key, as table -> [columns] (table written like in tables). Tables with neither get a null key."`
+	KeyColumns          map[string][]string `yaml:"key_columns" desc:"Message key columns for tables without a primary key, as table -> [columns] (table written like in tables). Tables with neither get a null key, and cannot be snapshotted incrementally (chunks are read and matched in key order)."`
 	HeartbeatInterval   time.Duration       `yaml:"heartbeat_interval" default:"10s" desc:"When no change became durable for this long while the server's WAL moved, write a pg_logical_emit_message heartbeat so the slot advances on idle tables. 0 disables."`
 	StatusInterval      time.Duration       `yaml:"status_interval" default:"1s" desc:"How often the acknowledged (durable) position is reported to the server."`
+	SignalKafkaTopic    string              `yaml:"signal_kafka_topic" desc:"Debezium's signal.kafka.topic: a topic (created if missing) read for Debezium execute-snapshot and stop-snapshot signals, records keyed by topic_prefix with a JSON value {\"type\": \"execute-snapshot\", \"data\": {\"data-collections\": [\"schema.table\"], \"type\": \"incremental\", \"additional-conditions\": [{\"data-collection\": \"schema.table\", \"filter\": \"SQL condition\"}]}}. The tables are read again incrementally, as with tributary snapshot. Empty: no signal topic."`
 	ReplicaIdentityWarn bool                `yaml:"replica_identity_warn" default:"true" desc:"Log a warning at start for captured tables whose REPLICA IDENTITY limits the events: no key (updates and deletes fail on the server once published) or DEFAULT with TOAST-able columns (unchanged large values arrive as __debezium_unavailable_value)."`
 }
 
@@ -48,6 +49,9 @@ func NewConfig() *Config {
 		ReplicaIdentityWarn: true,
 	}
 }
+
+// SignalTopic implements source.SignalTopicConfig.
+func (c *Config) SignalTopic() string { return c.SignalKafkaTopic }
 
 // TopicPrefix implements source.Config.
 func (c *Config) TopicPrefix() string { return c.TopicPrefixValue }

@@ -9,8 +9,19 @@
 //     written). After a restart, transactions the slot replays below the
 //     committed offset are skipped, so duplicates are limited to the
 //     transaction in flight at a crash.
-//   - A crash during the snapshot leaves no offset: on restart the slot is
-//     dropped and the snapshot starts over (it is not resumable yet).
+//   - The initial snapshot records its progress in the offset (tables left,
+//     key of the last chunk wholly in the log). After a crash the slot is
+//     kept and the rest is read incrementally while streaming from the
+//     slot's consistent point (incremental.go), so rows deleted meanwhile
+//     get their delete events and completed chunks are not read again.
+//   - Incremental snapshots (the rest of an interrupted initial snapshot,
+//     tables added to `tables`, `tributary snapshot` requests) follow
+//     DBLog's watermark algorithm with watermarks written into the WAL by
+//     pg_logical_emit_message; their progress is in the offset, so a
+//     restart resumes at the next chunk. Events: op=r, source.snapshot
+//     "incremental".
+//   - A full snapshot taken again over topics that hold rows of an earlier
+//     one emits deletes for the keys the table no longer has (vanished.go).
 //   - Large transactions are streamed by the server (protocol v2) and spooled
 //     to a temporary file until they commit, so memory stays bounded.
 //   - Under REPLICA IDENTITY DEFAULT, an unchanged TOASTed value is not in the
@@ -98,6 +109,10 @@ type connector struct {
 	tables []*catalogTable
 	byID   map[tableID]*catalogTable
 
+	// resnapshot is set when a full snapshot is taken over topics that may
+	// hold rows of an earlier one (vanished.go).
+	resnapshot bool
+
 	// progressEvery is the snapshot progress log interval (5s when 0).
 	progressEvery time.Duration
 
@@ -180,7 +195,15 @@ func (c *connector) connectReplication(ctx context.Context) (*pgconn.PgConn, err
 }
 
 // Run implements source.Connector.
-func (c *connector) Run(ctx context.Context, rt source.Runtime) error {
+func (c *connector) Run(ctx context.Context, rt source.Runtime) (err error) {
+	defer func() {
+		// A stop in the middle of connecting or querying surfaces as that
+		// step's error; it is a stop, not a failure.
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			c.log.Debug("error while stopping", "error", err)
+			err = ctx.Err()
+		}
+	}()
 	meta, err := c.connect(ctx)
 	if err != nil {
 		return err
@@ -211,6 +234,9 @@ func (c *connector) Run(ctx context.Context, rt source.Runtime) error {
 	start := plan.start
 	var replConn *pgconn.PgConn
 	if plan.snapshot {
+		// An offset was committed before: the topics may hold rows that
+		// the new snapshot no longer has.
+		c.resnapshot = rt.Offset() != nil
 		res, err := c.runSnapshot(ctx, rt, meta, cat)
 		if err != nil {
 			return err
@@ -234,6 +260,11 @@ func (c *connector) Run(ctx context.Context, rt source.Runtime) error {
 		start = lsn
 	}
 	st := newStreamer(c, rt, meta, cat, start, plan.skipBelow)
+	st.tables = c.tableNames()
+	if len(plan.tasks) > 0 {
+		st.inc = newIncSnap(c, plan.tasks)
+		c.log.Info("incremental snapshots pending; they run while streaming", "tables", len(plan.tasks), "first", st.inc.String())
+	}
 	return st.run(ctx, replConn)
 }
 
@@ -515,6 +546,9 @@ type runPlan struct {
 	start      pglogrepl.LSN // streaming start when no snapshot
 	skipBelow  pglogrepl.LSN // skip transactions whose commit starts below
 	done       bool          // nothing to do (initial_only already complete)
+	// tasks are incremental snapshots to run while streaming: the rest of
+	// an interrupted initial snapshot, tables added to `tables`.
+	tasks []snapTask
 }
 
 // plan decides between snapshot and streaming from the committed offset and
@@ -533,8 +567,12 @@ func (c *connector) plan(ctx context.Context, conn *pgx.Conn, rt source.Runtime)
 	if err != nil {
 		return runPlan{}, err
 	}
+	// An offset tributary wrote during its initial snapshot (it records the
+	// tables) is resumable like a completed one: the slot is kept, the
+	// chunks already written stay, the rest is read incrementally.
+	resumable := off != nil && (!off.snapshotIncomplete() || (off.Tables != nil && mode != SnapshotInitialOnly))
 	switch {
-	case off != nil && !off.snapshotIncomplete():
+	case resumable:
 		resume := off.resumeLSN()
 		if mode == SnapshotInitialOnly {
 			c.log.Info("initial_only: the snapshot completed earlier; nothing to do", "lsn", resume.String())
@@ -549,9 +587,33 @@ func (c *connector) plan(ctx context.Context, conn *pgx.Conn, rt source.Runtime)
 		case slot.confirmed > resume:
 			problem = fmt.Sprintf("replication slot %q confirmed position %s is ahead of the committed offset %s (were the offsets reset?)", c.slot, slot.confirmed, resume)
 		}
+		if problem == "" && off.snapshotIncomplete() {
+			for _, t := range off.Snaps {
+				if ct := c.byIDString(t.Table); ct != nil && c.keyless(ct) {
+					problem = fmt.Sprintf("table %s of the interrupted snapshot has no primary key and no key_columns, so its snapshot cannot be resumed by chunks", t.Table)
+				}
+			}
+		}
 		if problem == "" {
+			tasks, err := c.snapTasks(*off)
+			if err != nil {
+				return runPlan{}, err
+			}
+			if off.snapshotIncomplete() {
+				c.log.Warn("the initial snapshot was interrupted; keeping the slot and the chunks already written, reading the rest incrementally while streaming",
+					"slot", c.slot, "lsn", resume.String(), "tables_left", len(off.Snaps))
+			}
 			c.log.Info("resuming streaming from the committed offset", "slot", c.slot, "lsn", resume.String(), "slot_confirmed_flush_lsn", slot.confirmed.String())
-			return runPlan{start: resume, skipBelow: resume}, nil
+			return runPlan{start: resume, skipBelow: resume, tasks: tasks}, nil
+		}
+		if off.snapshotIncomplete() {
+			c.log.Warn("the interrupted initial snapshot cannot be resumed; starting it over", "reason", problem)
+			if slot.exists {
+				if err := c.dropSlot(ctx, conn, problem); err != nil {
+					return runPlan{}, err
+				}
+			}
+			return runPlan{snapshot: true}, nil
 		}
 		if mode != SnapshotWhenNeeded {
 			return runPlan{}, fmt.Errorf("postgres: %s on %s, so changes after the committed offset %s cannot be read without a gap. "+
@@ -586,6 +648,16 @@ func (c *connector) plan(ctx context.Context, conn *pgx.Conn, rt source.Runtime)
 		}
 		return runPlan{snapshot: true}, nil
 	}
+}
+
+// byIDString finds a captured table by its schema.table name.
+func (c *connector) byIDString(name string) *catalogTable {
+	for _, ct := range c.tables {
+		if ct.ID.String() == name {
+			return ct
+		}
+	}
+	return nil
 }
 
 // sourceValues returns a Source slice with the fields common to every event

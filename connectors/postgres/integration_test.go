@@ -450,19 +450,34 @@ func TestIntegrationSnapshotWithConcurrentWritesThenStream(t *testing.T) {
 	sameState(t, "items", got, dbState(t, d, "items"))
 	t.Logf("%d snapshot reads, %d writer ops during the snapshot (%d in all), %d events", reads, opsDuringSnapshot, w.ops.Load(), len(evs))
 
-	// Offsets: the snapshot completion carries Debezium's fields, later
-	// checkpoints move forward.
+	// Offsets: progress checkpoints during the snapshot (at its consistent
+	// point, with the tables left), then the snapshot completion with
+	// Debezium's fields; later checkpoints move forward.
 	cps := rt.checkpointsCopy()
 	var prev float64
+	completion := -1
 	for i, cp := range cps {
 		lsn := cp["lsn"].(float64)
 		if lsn < prev {
 			t.Fatalf("checkpoint %d goes back: %v after %v", i, lsn, prev)
 		}
 		prev = lsn
-		if i == 0 && (cp["snapshot"] != true || cp["last_snapshot_record"] != true || cp["lsn_commit"] != cp["lsn"]) {
-			t.Fatalf("snapshot completion offset %v", cp)
+		if completion < 0 {
+			if cp["snapshot"] != true || cp["lsn_commit"] != cp["lsn"] {
+				t.Fatalf("checkpoint %d during the snapshot: %v", i, cp)
+			}
+			if cp["last_snapshot_record"] == true {
+				completion = i
+				if n := len(cp["tributary_snapshot"].([]any)); n != 0 {
+					t.Fatalf("snapshot completion offset has %d tables left: %v", n, cp)
+				}
+			} else if _, ok := cp["tributary_snapshot"].([]any); !ok || i > 0 && cp["lsn"] != cps[0]["lsn"] {
+				t.Fatalf("progress checkpoint %d: %v", i, cp)
+			}
 		}
+	}
+	if completion < 1 {
+		t.Fatalf("want progress checkpoints, then the snapshot completion; completion at %d of %v", completion, cps)
 	}
 	// The slot's confirmed position follows the durable checkpoints.
 	waitFor(t, 10*time.Second, "confirmed_flush_lsn to reach the last checkpoint", func() bool {

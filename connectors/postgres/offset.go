@@ -19,6 +19,11 @@ const (
 	offTsUsec             = "ts_usec"
 	offSnapshot           = "snapshot"
 	offLastSnapshotRecord = "last_snapshot_record"
+	// tributary's own fields (Debezium ignores unknown offset fields):
+	// the tables captured so far, and the snapshots still to do with
+	// their progress (see incremental.go).
+	offTables        = "tributary_tables"
+	offSnapshotTasks = "tributary_snapshot"
 )
 
 // pgOffset is the connector's position.
@@ -40,6 +45,14 @@ type pgOffset struct {
 	// LastSnapshotRecord true with it means the snapshot completed.
 	Snapshot           bool
 	LastSnapshotRecord bool
+	// Tables are the tables captured when the offset was written (nil in
+	// offsets of older versions and of Debezium: unknown). A configured
+	// table missing from it was added since, and is snapshotted
+	// incrementally.
+	Tables []string
+	// Snaps are the table snapshots still to do, the first one running,
+	// each with the key of its last completed chunk.
+	Snaps []snapTask
 }
 
 // snapshotIncomplete reports a Debezium offset written in the middle of a
@@ -70,6 +83,18 @@ func (o pgOffset) toMap() map[string]any {
 	if o.Snapshot {
 		m[offSnapshot] = true
 		m[offLastSnapshotRecord] = o.LastSnapshotRecord
+	}
+	if o.Tables != nil {
+		ts := make([]any, len(o.Tables))
+		for i, t := range o.Tables {
+			ts[i] = t
+		}
+		m[offTables] = ts
+		snaps := make([]any, len(o.Snaps))
+		for i, t := range o.Snaps {
+			snaps[i] = t.toMap()
+		}
+		m[offSnapshotTasks] = snaps
 	}
 	return m
 }
@@ -112,6 +137,34 @@ func parseOffset(m map[string]any) (pgOffset, error) {
 	}
 	if o.LastSnapshotRecord, err = anyToBool(m[offLastSnapshotRecord]); err != nil {
 		return pgOffset{}, fmt.Errorf("offset field %q: %w", offLastSnapshotRecord, err)
+	}
+	if v, ok := m[offTables]; ok && v != nil {
+		list, ok := v.([]any)
+		if !ok {
+			return pgOffset{}, fmt.Errorf("offset field %q: want a list, got %T", offTables, v)
+		}
+		o.Tables = make([]string, 0, len(list))
+		for _, x := range list {
+			s, ok := x.(string)
+			if !ok {
+				return pgOffset{}, fmt.Errorf("offset field %q: want table names, got %T", offTables, x)
+			}
+			o.Tables = append(o.Tables, s)
+		}
+	}
+	if v, ok := m[offSnapshotTasks]; ok && v != nil {
+		list, ok := v.([]any)
+		if !ok {
+			return pgOffset{}, fmt.Errorf("offset field %q: want a list, got %T", offSnapshotTasks, v)
+		}
+		o.Snaps = make([]snapTask, 0, len(list))
+		for i, x := range list {
+			t, err := parseSnapTask(x)
+			if err != nil {
+				return pgOffset{}, fmt.Errorf("offset field %q[%d]: %w", offSnapshotTasks, i, err)
+			}
+			o.Snaps = append(o.Snaps, t)
+		}
 	}
 	if o.LSN == 0 && o.LSNCommit == 0 && o.LSNProc == 0 && !o.snapshotIncomplete() {
 		return pgOffset{}, fmt.Errorf("offset has no %q, %q or %q position: %v", offLSN, offLSNCommit, offLSNProc, m)

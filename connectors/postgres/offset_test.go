@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -12,6 +13,11 @@ func TestOffsetRoundTripThroughJSON(t *testing.T) {
 	cases := []pgOffset{
 		{LSN: 0x1A2B3C4D5E, LSNCommit: 0x1A2B3C4D5E, LSNProc: 0x1A2B3C4D5E, TxID: 1234, TsUsec: 1700000000123456},
 		{LSN: 42, LSNCommit: 42, LSNProc: 42, TxID: 7, TsUsec: 1, Snapshot: true, LastSnapshotRecord: true},
+		// Snapshot progress: tables captured and snapshots still to do.
+		{LSN: 42, LSNCommit: 42, LSNProc: 42, TsUsec: 1, Snapshot: true, Tables: []string{"public.a", "s.b"},
+			Snaps: []snapTask{{Table: "s.b", Kind: snapKindInitial, After: []string{"17", "it's"}, Rows: 20000},
+				{Table: "public.a", Kind: snapKindAdded, Where: "id > 5"}}},
+		{LSN: 43, LSNCommit: 43, LSNProc: 43, TsUsec: 1, Tables: []string{"public.a"}, Snaps: []snapTask{}},
 	}
 	for _, o := range cases {
 		b, err := json.Marshal(o.toMap())
@@ -26,7 +32,7 @@ func TestOffsetRoundTripThroughJSON(t *testing.T) {
 		if err != nil {
 			t.Fatalf("parse %s: %v", b, err)
 		}
-		if got != o {
+		if !reflect.DeepEqual(got, o) {
 			t.Fatalf("round trip of %s: got %+v, want %+v", b, got, o)
 		}
 		if got.resumeLSN() != o.LSNCommit {

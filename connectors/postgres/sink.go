@@ -1241,10 +1241,13 @@ func sinkCastType(typ string) string {
 	return sinkCharRe.ReplaceAllString(typ, "bpchar")
 }
 
-// Debezium's encodings of PostgreSQL's infinite timestamps.
+// Debezium's encodings of PostgreSQL's infinite timestamps and dates (the
+// dates as it streams them: LocalDate -5877611-06-21 and -06-22).
 const (
 	sinkPosInfinityMicros = 9223372036825200000
 	sinkNegInfinityMicros = -9223372036832400000
+	sinkPosInfinityDays   = -2147472692
+	sinkNegInfinityDays   = -2147472691
 )
 
 // sinkText renders a sink value in PostgreSQL's text input format for a
@@ -1352,6 +1355,14 @@ func sinkTime(t time.Time, ct *sink.ColumnType) string {
 		case sinkPosInfinityMicros:
 			return "infinity"
 		case sinkNegInfinityMicros:
+			return "-infinity"
+		}
+	}
+	if ct.Kind == sink.KindDate && t.Unix()%86400 == 0 {
+		switch t.Unix() / 86400 {
+		case sinkPosInfinityDays:
+			return "infinity"
+		case sinkNegInfinityDays:
 			return "-infinity"
 		}
 	}

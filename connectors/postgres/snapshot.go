@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tributary-cdc/tributary/faults"
 	"github.com/tributary-cdc/tributary/schema"
 	"github.com/tributary-cdc/tributary/source"
 )
@@ -40,8 +41,17 @@ import (
 // alone calls Emit. Every stage blocks when the next one is behind, so
 // memory stays at a few blocks and batches whatever the table sizes.
 //
-// No offset is committed until the snapshot completes. A crash before that
-// leaves no offset; the next start drops the slot and snapshots again.
+// Progress is checkpointed every snapProgressEvery (and once before the
+// first row): an offset at the consistent point, marked as a snapshot not
+// yet complete, listing the tables left and for each the key of the last
+// chunk whose rows are all emitted (chunk bounds from the readers, block
+// numbers from the emitter, which may see a table's blocks out of order).
+// After a crash the plan keeps the slot and the streamer reads the rest of
+// the tables incrementally (incremental.go).
+
+// snapProgressEvery is how often the initial snapshot records its progress
+// (an offset record each time).
+const snapProgressEvery = 200 * time.Millisecond
 
 const (
 	snapBatchRecords = 256
@@ -75,6 +85,48 @@ type snapTable struct {
 
 	gaugeRows  prometheus.Gauge
 	gaugeTotal prometheus.Gauge
+
+	// Progress for a resume after a crash (snapshotProgressOffset): the
+	// reader records where each full chunk ends, the emitting goroutine
+	// which blocks the runtime took.
+	boundMu sync.Mutex
+	bounds  []chunkBound
+	empty   atomic.Bool // read to the end without a row: nothing to emit
+	// Emitting goroutine only.
+	emitted  map[int64]bool // blocks emitted at or above prefix
+	prefix   int64          // every block below was emitted
+	after    []string       // paging key of the last chunk wholly emitted
+	finished bool           // every row emitted, the held final row too
+}
+
+// chunkBound is the end of a full chunk: its last row is in block seq.
+type chunkBound struct {
+	seq int64
+	key []string
+}
+
+func (t *snapTable) addBound(seq int64, key []string) {
+	t.boundMu.Lock()
+	t.bounds = append(t.bounds, chunkBound{seq, key})
+	t.boundMu.Unlock()
+}
+
+// blockEmitted records that block seq of the table was handed to the runtime.
+func (t *snapTable) blockEmitted(seq int64) {
+	if t.emitted == nil {
+		t.emitted = map[int64]bool{}
+	}
+	t.emitted[seq] = true
+	for t.emitted[t.prefix] {
+		delete(t.emitted, t.prefix)
+		t.prefix++
+	}
+	t.boundMu.Lock()
+	for len(t.bounds) > 0 && t.bounds[0].seq < t.prefix {
+		t.after = t.bounds[0].key
+		t.bounds = t.bounds[1:]
+	}
+	t.boundMu.Unlock()
 }
 
 // snapBatch is what workers hand to the emitting goroutine.
@@ -97,6 +149,8 @@ type snapBatch struct {
 	tableDone   *snapTable
 	lastInTable *source.Record
 	lastLast    *source.Record
+	// seq numbers the block the batch was encoded from, in its table.
+	seq int64
 }
 
 func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pgx.Conn, cat pgtypeCatalog) (snapshotResult, error) {
@@ -239,15 +293,50 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 	progressDone := make(chan struct{})
 	go func() {
 		defer close(progressDone)
-		c.snapshotProgress(tables, began, stopProgress)
+		c.snapshotProgress(rt, tables, began, stopProgress)
 	}()
 
 	em := &snapEmitter{ctx: wctx, rt: rt, fail: fail, firstOut: len(tables) == 0, maxWaiting: 4 * ne}
+	// Progress checkpoints: a crash keeps the slot and the chunks already
+	// in the log; the next start reads the rest incrementally (plan).
+	names := c.tableNames()
+	lastProgress := time.Now()
+	progressCkpt := func() error {
+		snaps := []snapTask{}
+		for _, t := range tables {
+			if t.finished || t.empty.Load() {
+				continue
+			}
+			snaps = append(snaps, snapTask{Table: t.ct.ID.String(), Kind: snapKindInitial, After: t.after})
+		}
+		off := pgOffset{LSN: cp, LSNCommit: cp, LSNProc: cp, TxID: txid, TsUsec: time.Now().UnixMicro(),
+			Snapshot: true, Tables: names, Snaps: snaps}
+		return rt.Checkpoint(wctx, off.toMap(), c.durableCallback(rt, cp))
+	}
+	// The first one before any row: from now on a crash keeps the slot,
+	// whose consistent point the rows already emitted belong to.
+	if !temporary {
+		if err := progressCkpt(); err != nil {
+			return snapshotResult{}, fmt.Errorf("postgres: snapshot: progress checkpoint: %w", err)
+		}
+		// Durable before the first row reaches the log: a row in the log
+		// with no offset naming its slot would be left stale by a restart
+		// that takes a new slot.
+		if err := rt.Flush(ctx); err != nil {
+			return snapshotResult{}, fmt.Errorf("postgres: snapshot: first progress checkpoint: %w", err)
+		}
+	}
 	for b := range out {
 		if wctx.Err() != nil {
 			continue // drain so the workers can exit
 		}
 		em.take(b)
+		if !temporary && wctx.Err() == nil && time.Since(lastProgress) >= snapProgressEvery {
+			lastProgress = time.Now()
+			if err := progressCkpt(); err != nil {
+				fail(fmt.Errorf("postgres: snapshot: progress checkpoint: %w", err))
+			}
+		}
 	}
 	em.flush()
 	close(stopProgress)
@@ -257,6 +346,9 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		return snapshotResult{}, ctx.Err()
 	}
 	if werr != nil {
+		if ctx.Err() == nil {
+			werr = c.alteredDuringSnapshot(context.WithoutCancel(ctx), tables, werr)
+		}
 		return snapshotResult{}, werr
 	}
 	if em.held != nil {
@@ -265,12 +357,19 @@ func (c *connector) runSnapshot(ctx context.Context, rt source.Runtime, meta *pg
 		}
 		em.emitted++
 	}
+	if c.resnapshot {
+		// Still inside the exported snapshot: the keys are looked up as of
+		// its consistent point.
+		if err := c.deleteVanished(ctx, rt, conns[0], tables, cp); err != nil {
+			return snapshotResult{}, err
+		}
+	}
 	for _, wc := range conns {
 		_, _ = wc.Exec(ctx, "COMMIT")
 	}
 
 	off := pgOffset{LSN: cp, LSNCommit: cp, LSNProc: cp, TxID: txid, TsUsec: time.Now().UnixMicro(),
-		Snapshot: true, LastSnapshotRecord: true}
+		Snapshot: true, LastSnapshotRecord: true, Tables: names, Snaps: []snapTask{}}
 	if err := rt.Checkpoint(ctx, off.toMap(), c.durableCallback(rt, cp)); err != nil {
 		return snapshotResult{}, fmt.Errorf("postgres: checkpoint after snapshot: %w", err)
 	}
@@ -387,11 +486,20 @@ func (e *snapEmitter) deliver(b snapBatch) {
 			e.firstOut = true
 		}
 	}
-	if b.tableDone == nil || b.lastInTable == nil || e.ctx.Err() != nil {
+	// Progress for a resume: a table's final block counts once its held
+	// final row is emitted too.
+	final := b.tableDone != nil && b.lastInTable != nil
+	if b.t != nil && !final && e.ctx.Err() == nil {
+		b.t.blockEmitted(b.seq)
+	}
+	if !final || e.ctx.Err() != nil {
 		return
 	}
 	if e.held != nil && !e.emit(*e.held.lastInTable) {
 		return
+	}
+	if e.held != nil {
+		e.held.tableDone.finished = true
 	}
 	bb := b
 	e.held = &bb
@@ -452,7 +560,7 @@ func (c *connector) durableCallback(rt source.Runtime, lsn pglogrepl.LSN) func()
 
 // snapshotProgress logs rows done, estimate, rate and ETA every few seconds
 // and keeps the snapshot gauges current.
-func (c *connector) snapshotProgress(tables []*snapTable, began time.Time, stop <-chan struct{}) {
+func (c *connector) snapshotProgress(rt source.Runtime, tables []*snapTable, began time.Time, stop <-chan struct{}) {
 	every := c.progressEvery
 	if every <= 0 {
 		every = 5 * time.Second
@@ -474,11 +582,18 @@ func (c *connector) snapshotProgress(tables []*snapTable, began time.Time, stop 
 				st.gaugeTotal.Set(float64(est))
 			}
 			startNs := st.started.Load()
-			if final || startNs == 0 || st.done.Load() {
+			if startNs == 0 {
+				c.report(rt, source.TableProgress{Table: st.ct.ID.String(), Kind: snapKindInitial, Estimate: est, ETA: "unknown"})
 				continue
 			}
 			el := now.Sub(time.Unix(0, startNs))
 			rate := float64(rows) / max(el.Seconds(), 1e-9)
+			finished := st.done.Load()
+			c.report(rt, source.TableProgress{Table: st.ct.ID.String(), Kind: snapKindInitial, Rows: rows, Estimate: est,
+				RowsPerSec: int64(rate), ETA: eta(est-rows, rate), Done: finished})
+			if final || finished {
+				continue
+			}
 			c.log.Info("snapshot progress", "table", st.ct.ID.String(), "rows", rows, "estimate", st.ct.Estimate,
 				"rows_per_sec", int64(rate), "eta", eta(est-rows, rate))
 		}
@@ -498,6 +613,13 @@ func (c *connector) snapshotProgress(tables []*snapTable, began time.Time, stop 
 		case <-t.C:
 			update(false)
 		}
+	}
+}
+
+// report hands a table's snapshot progress to the runtime for /status.
+func (c *connector) report(rt source.Runtime, p source.TableProgress) {
+	if r, ok := rt.(source.ProgressReporter); ok {
+		r.ReportSnapshot(p)
 	}
 }
 
@@ -538,6 +660,7 @@ type snapWorker struct {
 	opened  bool   // the table's first row has been read
 	keyF    [][]byte
 	nChunk  int
+	seq     int64 // the next block's number in the table
 	// binary COPY: the table's plan says so; header and trailer of the
 	// current COPY seen.
 	binary          bool
@@ -556,6 +679,7 @@ type snapBlock struct {
 	first, final bool
 	// binary: the rows are tuples of binary COPY, else lines of text COPY.
 	binary bool
+	seq    int64 // number in the table, from 0
 }
 
 var snapBlockPool = sync.Pool{New: func() any {
@@ -571,6 +695,7 @@ func (w *snapWorker) table(ctx context.Context, t *snapTable) error {
 	w.ctx = ctx
 	w.blk = nil
 	w.opened = false
+	w.seq = 0
 	t.started.Store(time.Now().UnixNano())
 	n := len(t.shape.cols)
 	cols := make([]string, n)
@@ -603,15 +728,17 @@ func (w *snapWorker) table(ctx context.Context, t *snapTable) error {
 			if w.nChunk < w.chunk {
 				break
 			}
-			lits, err := w.keyLiterals()
+			lits, key, err := w.keyLiterals()
 			if err != nil {
 				return err
 			}
+			t.addBound(w.blk.seq, key)
 			where = " WHERE (" + order + ") > (" + lits + ")"
 		}
 	}
 	t.done.Store(true)
 	if w.blk == nil {
+		t.empty.Store(true)
 		// An empty table: an empty first and final block tells the
 		// emitter that its first row will never come.
 		w.newBlock()
@@ -624,7 +751,7 @@ func (w *snapWorker) table(ctx context.Context, t *snapTable) error {
 // keyLiterals turns the primary-key fields of the last row read into SQL
 // literals cast to their column types. The text comes from COPY, i.e. the
 // type's output function, so the input function reads it back exactly.
-func (w *snapWorker) keyLiterals() (string, error) {
+func (w *snapWorker) keyLiterals() (string, []string, error) {
 	var err error
 	if w.binary {
 		w.keyF, err = copyBinarySplitRow(w.last, w.keyF[:0])
@@ -632,27 +759,29 @@ func (w *snapWorker) keyLiterals() (string, error) {
 		w.keyF, err = copySplitRow(w.last, w.keyF[:0])
 	}
 	if err != nil {
-		return "", fmt.Errorf("postgres: snapshot of table %s: re-read last key: %w", w.t.ct.ID, err)
+		return "", nil, fmt.Errorf("postgres: snapshot of table %s: re-read last key: %w", w.t.ct.ID, err)
 	}
 	if len(w.keyF) != len(w.t.shape.cols) {
-		return "", fmt.Errorf("postgres: snapshot of table %s: COPY row has %d fields, want %d", w.t.ct.ID, len(w.keyF), len(w.t.shape.cols))
+		return "", nil, fmt.Errorf("postgres: snapshot of table %s: COPY row has %d fields, want %d", w.t.ct.ID, len(w.keyF), len(w.t.shape.cols))
 	}
 	var b strings.Builder
+	key := make([]string, 0, len(w.t.pk))
 	for i, k := range w.t.pk {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		f := w.keyF[k]
 		if f == nil {
-			return "", fmt.Errorf("postgres: snapshot of table %s: primary-key column %s is null", w.t.ct.ID, w.t.shape.cols[k].Name)
+			return "", nil, fmt.Errorf("postgres: snapshot of table %s: primary-key column %s is null", w.t.ct.ID, w.t.shape.cols[k].Name)
 		}
 		if w.binary {
 			text, err := w.t.plan.binText[k](f)
 			if err != nil {
-				return "", fmt.Errorf("postgres: snapshot of table %s: primary-key column %s: %w", w.t.ct.ID, w.t.shape.cols[k].Name, err)
+				return "", nil, fmt.Errorf("postgres: snapshot of table %s: primary-key column %s: %w", w.t.ct.ID, w.t.shape.cols[k].Name, err)
 			}
 			f = []byte(text)
 		}
+		key = append(key, string(f))
 		b.WriteString("E'")
 		for _, ch := range f {
 			switch ch {
@@ -667,7 +796,7 @@ func (w *snapWorker) keyLiterals() (string, error) {
 		b.WriteString("'::")
 		b.WriteString(w.t.ct.Columns[k].TypeName)
 	}
-	return b.String(), nil
+	return b.String(), key, nil
 }
 
 func (w *snapWorker) copy(ctx context.Context, sql string) error {
@@ -793,6 +922,8 @@ func (w *snapWorker) newBlock() {
 	w.blk = snapBlockPool.Get().(*snapBlock)
 	w.blk.t, w.blk.first, w.blk.final, w.blk.binary = w.t, false, false, w.binary
 	w.blk.raw, w.blk.ends = w.blk.raw[:0], w.blk.ends[:0]
+	w.blk.seq = w.seq
+	w.seq++
 }
 
 // dispatch hands the current block to the encoders; errors here surface
@@ -959,7 +1090,7 @@ func (e *snapEncoder) block(b *snapBlock) (snapBatch, error) {
 
 	recs := snapRecsPool.Get().(*[]source.Record)
 	e.arena = snapArenaPool.Get().(*snapArena)
-	out := snapBatch{t: t, recs: (*recs)[:0], recsBuf: recs, arena: e.arena}
+	out := snapBatch{t: t, seq: b.seq, recs: (*recs)[:0], recsBuf: recs, arena: e.arena}
 	if b.first {
 		out.opens = t
 	}
@@ -1284,4 +1415,48 @@ func clip(b []byte) string {
 		return strconv.Quote(string(b[:n])) + "..."
 	}
 	return strconv.Quote(string(b))
+}
+
+// alteredDuringSnapshot tells a table altered while the snapshot read it
+// from a real failure. PostgreSQL rewrites a table for some ALTERs (a
+// column's type, a volatile default) in a way MVCC does not hide, so an old
+// snapshot then reads rows in the new shape and decoding them with the
+// shape read at the start fails. That heals by a restart: the snapshot's
+// progress is in the offset, and the rest is read incrementally with the
+// table's new shape. Any other failure is returned as it is.
+func (c *connector) alteredDuringSnapshot(ctx context.Context, tables []*snapTable, err error) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, cerr := c.connectBulk(ctx)
+	if cerr != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, t := range tables {
+		rows, qerr := conn.Query(ctx, `SELECT attname, atttypid, atttypmod FROM pg_attribute
+			WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, t.ct.ID.quoted())
+		if qerr != nil {
+			continue
+		}
+		var now []colSpec
+		for rows.Next() {
+			var cs colSpec
+			if rows.Scan(&cs.Name, &cs.TypeOID, &cs.TypMod) == nil {
+				now = append(now, cs)
+			}
+		}
+		rows.Close()
+		if rows.Err() != nil || len(now) == 0 {
+			continue
+		}
+		changed := len(now) != len(t.shape.cols)
+		for i := 0; !changed && i < len(now); i++ {
+			was := t.shape.cols[i]
+			changed = now[i].Name != was.Name || now[i].TypeOID != was.TypeOID || now[i].TypMod != was.TypMod
+		}
+		if changed {
+			return &faults.RestartHeals{Err: fmt.Errorf("postgres: table %s was altered while the snapshot read it; a restart resumes the snapshot from its last completed chunk with the new shape: %w", t.ct.ID, err)}
+		}
+	}
+	return err
 }

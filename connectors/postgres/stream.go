@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -95,6 +97,29 @@ type streamer struct {
 	warned map[string]bool
 
 	wake chan struct{}
+
+	// inc runs incremental snapshots (incremental.go); nil when none is
+	// pending. tables are the captured tables offsets record.
+	inc    *incSnap
+	tables []string
+	// recent holds the ids of the last transactions emitted (a ring), so
+	// that a chunk's snapshot can be checked against them.
+	recent  [recentXids]uint32
+	recentN int
+
+	// on-demand snapshot requests (startRequests)
+	reqMu   sync.Mutex
+	reqs    []source.SnapshotRequest
+	reqFlag atomic.Bool
+}
+
+const recentXids = 4096
+
+// noteEmitted records transaction xid as emitted: one store per
+// transaction; the ring is only scanned when a chunk is read.
+func (s *streamer) noteEmitted(xid uint32) {
+	s.recent[s.recentN%recentXids] = xid
+	s.recentN++
 }
 
 func newStreamer(c *connector, rt source.Runtime, meta *pgx.Conn, cat pgtypeCatalog, start, skipBelow pglogrepl.LSN) *streamer {
@@ -168,6 +193,8 @@ func (s *streamer) run(ctx context.Context, replConn *pgconn.PgConn) (err error)
 		_ = replConn.Conn().SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stopWatch()
+	stopRequests := s.startRequests(ctx)
+	defer stopRequests()
 
 	err = s.loop(ctx)
 	if ctx.Err() != nil {
@@ -191,15 +218,31 @@ func (s *streamer) run(ctx context.Context, replConn *pgconn.PgConn) (err error)
 
 func (s *streamer) loop(ctx context.Context) error {
 	for {
+		if s.reqFlag.Load() {
+			if err := s.takeRequests(ctx); err != nil {
+				return err
+			}
+			// The wake-up deadline is in the past: put back the one due.
+			s.setDeadline(ctx, s.deadline)
+		}
+		if s.incActive() && s.inc.phase == incIdle {
+			if err := s.startChunk(ctx); err != nil {
+				return err
+			}
+		}
 		msg, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
-				// The coalescing deadline: the stream went quiet.
+				// The coalescing deadline: the stream went quiet. Or a
+				// wake-up for an on-demand snapshot request.
 				if err := s.flushCheckpoint(ctx); err != nil {
 					return err
+				}
+				if !s.deadlineSet {
+					s.setDeadline(ctx, time.Time{})
 				}
 				continue
 			}
@@ -291,6 +334,8 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 			s.streamOrigin[s.streamXid] = om
 			return nil
 		case 'Y', 'M':
+			// A message inside a streamed transaction is transactional:
+			// watermarks and heartbeats never are.
 			return nil
 		}
 		return fmt.Errorf("postgres: unexpected %q message inside streamed transaction %d", typ, s.streamXid)
@@ -326,15 +371,7 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 		}
 		return s.truncate(ctx, walStart, data)
 	case 'M':
-		m, err := pglogrepl.ParseV2(data, false)
-		if err != nil {
-			return fmt.Errorf("postgres: logical decoding message: %w", err)
-		}
-		lm := &m.(*pglogrepl.LogicalDecodingMessageV2).LogicalDecodingMessage
-		if lm.Prefix == heartbeatPrefix && !lm.Transactional && !s.inTxn && lm.LSN > s.ckptLSN {
-			return s.checkpoint(ctx, s.position(lm.LSN), 0)
-		}
-		return nil
+		return s.logicalMessage(ctx, data)
 	case 'O':
 		// The transaction was replayed from a replication origin (a
 		// logical replication subscriber applied it): Debezium's
@@ -381,6 +418,28 @@ func (s *streamer) message(ctx context.Context, walStart pglogrepl.LSN, data []b
 	return fmt.Errorf("postgres: unknown pgoutput message type %q at %s", typ, walStart)
 }
 
+// logicalMessage handles a pg_logical_emit_message message: heartbeats and
+// snapshot watermarks.
+func (s *streamer) logicalMessage(ctx context.Context, data []byte) error {
+	m, err := pglogrepl.ParseV2(data, false)
+	if err != nil {
+		return fmt.Errorf("postgres: logical decoding message: %w", err)
+	}
+	lm := &m.(*pglogrepl.LogicalDecodingMessageV2).LogicalDecodingMessage
+	if lm.Transactional {
+		return nil
+	}
+	switch lm.Prefix {
+	case heartbeatPrefix:
+		if !s.inTxn && !s.inStream && lm.LSN > s.ckptLSN {
+			return s.checkpoint(ctx, s.position(lm.LSN), 0)
+		}
+	case watermarkPrefix:
+		return s.watermark(ctx, string(lm.Content), lm.LSN)
+	}
+	return nil
+}
+
 func (s *streamer) beginTxn(xid uint32, commitTime time.Time, commitLSN pglogrepl.LSN) {
 	s.inTxn = true
 	s.xid = xid
@@ -425,6 +484,7 @@ func (s *streamer) commitTxn(ctx context.Context, end pglogrepl.LSN, commitTime 
 		return nil
 	}
 	s.lastCommit = end
+	s.noteEmitted(s.xid)
 	return s.checkpoint(ctx, pgOffset{LSN: end, LSNCommit: end, LSNProc: end, TxID: int64(s.xid), TsUsec: commitTime.UnixMicro()}, ckptEvery)
 }
 
@@ -514,6 +574,7 @@ func (s *streamer) relation(ctx context.Context, rm *pglogrepl.RelationMessage) 
 		if prev != nil {
 			s.c.log.Warn("table schema changed; registered a new schema version", "table", id.String(), "change", describeChange(prev, sh))
 			s.addedWithoutDefault(id, prev, sh)
+			s.redoChunk(id, "table schema changed")
 		}
 		s.c.warnUnknown(sh)
 		s.lastShape[id] = sh
@@ -556,6 +617,13 @@ func (s *streamer) addedWithoutDefault(id tableID, prev, sh *shape) {
 			continue
 		}
 		source.RequestResnapshot(s.rt, s.c.log, s.c.name, id.String(), c.Name, g.reason, g.detail)
+		if ct := s.c.byID[id]; ct != nil && !s.c.keyless(ct) {
+			// Acted on: the table is read again incrementally while
+			// streaming goes on (incremental.go).
+			s.addTasks([]snapTask{{Table: id.String(), Kind: snapKindOnDemand}})
+			s.c.log.Info("table queued for an incremental re-read", "table", id.String(), "column", c.Name)
+		}
+		return
 	}
 }
 
@@ -797,6 +865,7 @@ func (s *streamer) emit(ctx context.Context, rel *relState, op schema.Op, before
 	if err := s.rt.Emit(ctx, rec); err != nil {
 		return fmt.Errorf("postgres: emit: %w", err)
 	}
+	s.markChanged(rel, rec.Key)
 	if op == schema.OpDelete && rec.Key != nil {
 		if err := s.rt.Emit(ctx, source.Record{Topic: rec.Topic, Key: rec.Key}); err != nil {
 			return fmt.Errorf("postgres: emit: %w", err)
@@ -819,6 +888,7 @@ func (s *streamer) truncate(ctx context.Context, walStart pglogrepl.LSN, data []
 		if !rel.captured {
 			continue
 		}
+		s.redoChunk(rel.shape.id, "table truncated")
 		s.src[schema.PGSrcSchema] = rel.schemaV
 		s.src[schema.PGSrcTable] = rel.tableV
 		s.src[schema.PGSrcLSN] = int64(walStart)
@@ -870,6 +940,7 @@ func (s *streamer) checkpoint(ctx context.Context, off pgOffset, every time.Dura
 	if off.LSN <= s.ckptLSN {
 		return nil
 	}
+	s.progress(&off)
 	s.pending = off
 	s.hasPending = true
 	due := s.lastCkpt.Add(every)

@@ -1372,8 +1372,14 @@ func pgtypeBC(b []byte, i int) (bool, int) {
 func pgtypeDecodeDate(b []byte) (any, error) {
 	switch string(b) {
 	case "infinity":
-		// Debezium maps them to LocalDate +5877611-06-21 / -5877611-06-22.
-		return int32(pgtypeDaysFromCivil(5877611, 6, 21)), nil
+		// Debezium's PostgresValueConverter.POSITIVE_INFINITY_LOCAL_DATE
+		// and NEGATIVE_INFINITY_LOCAL_DATE, LocalDate -5877611-06-21 and
+		// -5877611-06-22: PostgreSQL's own ±infinity (INT32_MAX/MIN days
+		// since 2000-01-01) moved to the epoch in 32-bit arithmetic. That is
+		// what Debezium streams; its snapshot writes other numbers (an
+		// overflow of pgjdbc's infinity java.sql.Date), declared in the
+		// README's departures.
+		return int32(pgtypeDaysFromCivil(-5877611, 6, 21)), nil
 	case "-infinity":
 		return int32(pgtypeDaysFromCivil(-5877611, 6, 22)), nil
 	}
@@ -1474,20 +1480,36 @@ func pgtypeAppend2(buf []byte, v int64) []byte {
 }
 
 // pgtypeParseTimestamp reads "YYYY-MM-DD HH:MM:SS[.ffffff][offset][ BC]"
-// and returns microseconds since the epoch, UTC.
+// and returns microseconds since the epoch, UTC. A timestamp after
+// 294247-01-10T04:00:54.775807Z has no such number in 64 bits (PostgreSQL's
+// go on to 294276): it is refused, where Debezium writes an overflowed,
+// wrong one.
 func pgtypeParseTimestamp(b []byte, withZone bool) (int64, error) {
+	days, tod, err := pgtypeParseTimestampDays(b, withZone)
+	if err != nil {
+		return 0, err
+	}
+	if days > math.MaxInt64/pgtypeMicrosPerDay || days*pgtypeMicrosPerDay > math.MaxInt64-tod {
+		return 0, fmt.Errorf("timestamp %q is after 294247-01-10T04:00:54.775807Z, the last instant a 64-bit count of microseconds since the epoch (io.debezium.time.MicroTimestamp) carries", b)
+	}
+	return days*pgtypeMicrosPerDay + tod, nil
+}
+
+// pgtypeParseTimestampDays is pgtypeParseTimestamp as days since the epoch
+// and microseconds into that day (UTC), which never overflow.
+func pgtypeParseTimestampDays(b []byte, withZone bool) (days, tod int64, err error) {
 	y, m, d, i, ok := pgtypeParseDate(b, 0)
 	if !ok || i >= len(b) || b[i] != ' ' {
-		return 0, fmt.Errorf("invalid timestamp %q (DateStyle must be ISO)", b)
+		return 0, 0, fmt.Errorf("invalid timestamp %q (DateStyle must be ISO)", b)
 	}
 	us, i, ok := pgtypeParseClock(b, i+1)
 	if !ok {
-		return 0, fmt.Errorf("invalid timestamp %q", b)
+		return 0, 0, fmt.Errorf("invalid timestamp %q", b)
 	}
 	var off int64
 	if withZone {
 		if off, i, ok = pgtypeParseOffset(b, i); !ok {
-			return 0, fmt.Errorf("invalid timestamptz %q: no UTC offset", b)
+			return 0, 0, fmt.Errorf("invalid timestamptz %q: no UTC offset", b)
 		}
 	}
 	var bc bool
@@ -1495,10 +1517,11 @@ func pgtypeParseTimestamp(b []byte, withZone bool) (int64, error) {
 		y = 1 - y
 	}
 	if i != len(b) {
-		return 0, fmt.Errorf("invalid timestamp %q", b)
+		return 0, 0, fmt.Errorf("invalid timestamp %q", b)
 	}
-	days := pgtypeDaysFromCivil(y, m, d)
-	return days*pgtypeMicrosPerDay + us - off*pgtypeMicrosPerSecond, nil
+	tod = us - off*pgtypeMicrosPerSecond
+	shift := pgtypeFloorDiv(tod, pgtypeMicrosPerDay)
+	return pgtypeDaysFromCivil(y, m, d) + shift, tod - shift*pgtypeMicrosPerDay, nil
 }
 
 func pgtypeDecodeTimestampMicros(b []byte) (any, error) {
@@ -1522,11 +1545,12 @@ func pgtypeDecodeTimestampMillis(b []byte) (any, error) {
 	case "-infinity":
 		return int64(pgtypeTimestampNegInfMicros / 1000), nil
 	}
-	us, err := pgtypeParseTimestamp(b, false)
+	// Milliseconds reach PostgreSQL's last timestamp without overflow.
+	days, tod, err := pgtypeParseTimestampDays(b, false)
 	if err != nil {
 		return nil, err
 	}
-	return pgtypeFloorDiv(us, 1000), nil
+	return days*(pgtypeMicrosPerDay/1000) + tod/1000, nil
 }
 
 // pgtypeTimestamptzDecoder is io.debezium.time.ZonedTimestamp: the instant
@@ -1542,12 +1566,10 @@ func pgtypeTimestamptzDecoder(width int) pgtypeDecoder {
 		case "-infinity":
 			return "-infinity", nil
 		}
-		us, err := pgtypeParseTimestamp(b, true)
+		days, tod, err := pgtypeParseTimestampDays(b, true)
 		if err != nil {
 			return nil, err
 		}
-		days := pgtypeFloorDiv(us, pgtypeMicrosPerDay)
-		tod := us - days*pgtypeMicrosPerDay
 		y, m, d := pgtypeCivilFromDays(days)
 		buf := make([]byte, 0, 32)
 		buf = pgtypeAppendYear(buf, y)

@@ -174,8 +174,9 @@ func pgtypeTestDecodeCases() []pgtypeDecodeCase {
 		{"date", pgxtype.DateOID, -1, "2024-01-02", int32(19724)},
 		{"date epoch-1", pgxtype.DateOID, -1, "1969-12-31", int32(-1)},
 		{"date BC", pgxtype.DateOID, -1, "0044-03-15 BC", pgtypeTestDays(-43, time.March, 15)},
-		{"date infinity", pgxtype.DateOID, -1, "infinity", pgtypeTestDays(5877611, time.June, 21)},
-		{"date -infinity", pgxtype.DateOID, -1, "-infinity", pgtypeTestDays(-5877611, time.June, 22)},
+		// Debezium's streamed ±infinity: LocalDate -5877611-06-21 / -06-22.
+		{"date infinity", pgxtype.DateOID, -1, "infinity", int32(-2147472692)},
+		{"date -infinity", pgxtype.DateOID, -1, "-infinity", int32(-2147472691)},
 
 		{"time micro", pgxtype.TimeOID, -1, "13:51:30.123456", int64(49890123456)},
 		{"time(6) no fraction", pgxtype.TimeOID, 6, "13:51:30", int64(49890000000)},
@@ -198,6 +199,14 @@ func pgtypeTestDecodeCases() []pgtypeDecodeCase {
 		{"timestamp(3) millis", pgxtype.TimestampOID, 3, "2016-11-04 13:51:30.124", pgtypeTestMicros(2016, 11, 4, 13, 51, 30, 124000) / 1000},
 		{"timestamp infinity", pgxtype.TimestampOID, -1, "infinity", int64(9223372036825200000)},
 		{"timestamp -infinity", pgxtype.TimestampOID, -1, "-infinity", int64(-9223372036832400000)},
+		// The last microsecond a 64-bit MicroTimestamp carries; PostgreSQL's
+		// later timestamps are refused rather than overflowed.
+		{"timestamp last micros", pgxtype.TimestampOID, -1, "294247-01-10 04:00:54.775807", int64(math.MaxInt64)},
+		{"timestamp past micros", pgxtype.TimestampOID, -1, "294247-01-10 04:00:54.775808", nil},
+		{"timestamp max", pgxtype.TimestampOID, 6, "294276-12-31 23:59:59.999999", nil},
+		{"timestamp(3) max", pgxtype.TimestampOID, 3, "294276-12-31 23:59:59.999", int64(9224318015999999)},
+		{"timestamptz max", pgxtype.TimestamptzOID, -1, "294276-12-31 23:59:59.999999+00", "+294276-12-31T23:59:59.999999Z"},
+		{"timestamptz max offset", pgxtype.TimestamptzOID, -1, "294276-12-31 23:59:59.999999-05", "+294277-01-01T04:59:59.999999Z"},
 
 		{"timestamptz", pgxtype.TimestamptzOID, -1, "2016-11-04 13:51:30.123456+02", "2016-11-04T11:51:30.123456Z"},
 		{"timestamptz utc", pgxtype.TimestamptzOID, -1, "2024-01-02 03:04:05.123456+00", "2024-01-02T03:04:05.123456Z"},
@@ -626,7 +635,7 @@ func TestPgtypeIntegration(t *testing.T) {
 		{"c_name", "name", "'pg_class'", "pg_class", "NAME"},
 		{"c_date", "date", "'2024-01-02'", int32(19724), "DATE"},
 		{"c_date_bc", "date", "'0044-03-15 BC'", pgtypeTestDays(-43, time.March, 15), "DATE"},
-		{"c_date_inf", "date", "'infinity'", pgtypeTestDays(5877611, time.June, 21), "DATE"},
+		{"c_date_inf", "date", "'infinity'", int32(-2147472692), "DATE"},
 		{"c_time", "time", "'13:51:30.123456'", int64(49890123456), "TIME"},
 		{"c_time3", "time(3)", "'13:51:30.123'", int32(49890123), "TIME"},
 		{"c_timetz", "timetz", "'13:51:30.123789+02'", "11:51:30.123789Z", "TIMETZ"},
