@@ -69,7 +69,8 @@ func (c *Connector) vanishedTable(ctx context.Context, r *run, kr source.KeyRead
 		// milliseconds, a DATE as days) or a BIGINT UNSIGNED above 2^63
 		// (carried negative) would never be found, and every row would
 		// get a delete.
-		plain := col.Type.Name == "" || col.Type.Name == "io.debezium.data.Enum"
+		_, temporal := epochKeys[col.Type.Name]
+		plain := col.Type.Name == "" || col.Type.Name == "io.debezium.data.Enum" || temporal
 		if ts.codec.ColumnKind(k) == schema.Int64 && strings.Contains(strings.ToUpper(col.Type.Params["__debezium.source.column.type"]), "UNSIGNED") {
 			plain = false
 		}
@@ -93,9 +94,19 @@ func (c *Connector) vanishedTable(ctx context.Context, r *run, kr source.KeyRead
 		return 0, fmt.Errorf("key schema is not a record of the %d key columns", len(ts.keyIdx))
 	}
 	hdr := ts.codec.AppendKeyHeader(nil)
-	var cols []string
-	for _, k := range ts.keyIdx {
-		cols = append(cols, quoteIdent(ts.st.Columns[k].Name))
+	// cols are compared in WHERE; sel reads them back in their Avro form,
+	// so a temporal key is found by the number the log carries.
+	var cols, sel []string
+	lit := make([]func(string) string, len(ts.keyIdx))
+	for i, k := range ts.keyIdx {
+		c := quoteIdent(ts.st.Columns[k].Name)
+		cols = append(cols, c)
+		if ek, ok := epochKeys[ts.st.Columns[k].Type.Name]; ok {
+			sel = append(sel, fmt.Sprintf(ek.sel, c))
+			lit[i] = ek.lit
+		} else {
+			sel = append(sel, c)
+		}
 	}
 	table := quoteIdent(ts.id.DB) + "." + quoteIdent(ts.id.Table)
 	src := r.em.sourceBlock(ts.id, "true", 0)
@@ -109,7 +120,7 @@ func (c *Connector) vanishedTable(ctx context.Context, r *run, kr source.KeyRead
 			return nil
 		}
 		var q strings.Builder
-		q.WriteString("SELECT " + strings.Join(cols, ", ") + " FROM " + table + " WHERE (" + strings.Join(cols, ", ") + ") IN (")
+		q.WriteString("SELECT " + strings.Join(sel, ", ") + " FROM " + table + " WHERE (" + strings.Join(cols, ", ") + ") IN (")
 		first := true
 		for _, k := range batch {
 			if !first {
@@ -121,7 +132,9 @@ func (c *Connector) vanishedTable(ctx context.Context, r *run, kr source.KeyRead
 				if i > 0 {
 					q.WriteString(", ")
 				}
-				if s, ok := v.(string); ok {
+				if lit[i] != nil {
+					q.WriteString(lit[i](k.text[i]))
+				} else if s, ok := v.(string); ok {
 					// A binary literal: the comparison is exact, whatever
 					// the column's collation.
 					q.WriteString("X'" + hex.EncodeToString([]byte(s)) + "'")
@@ -204,6 +217,22 @@ func (c *Connector) vanishedTable(ctx context.Context, r *run, kr source.KeyRead
 		c.log.Warn("keys written with another key schema were not checked; rows deleted meanwhile may stay in the log", "table", ts.id.String(), "keys", otherSchema)
 	}
 	return deleted, nil
+}
+
+// epochKeys are the temporal logical types a key may have, with the SQL
+// that reads a column as the number the log carries (Debezium counts
+// DATETIME and DATE from the epoch as if they were UTC) and the literal
+// that turns that number back into the column's value.
+var epochKeys = map[string]struct {
+	sel string
+	lit func(string) string
+}{
+	"io.debezium.time.Timestamp": {"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', %s) DIV 1000",
+		func(n string) string { return "TIMESTAMPADD(MICROSECOND, " + n + " * 1000, '1970-01-01 00:00:00')" }},
+	"io.debezium.time.MicroTimestamp": {"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', %s)",
+		func(n string) string { return "TIMESTAMPADD(MICROSECOND, " + n + ", '1970-01-01 00:00:00')" }},
+	"io.debezium.time.Date": {"DATEDIFF(%s, '1970-01-01')",
+		func(n string) string { return "DATE('1970-01-01') + INTERVAL " + n + " DAY" }},
 }
 
 // keyValue turns a decoded Avro key field into the codec's Go value and
