@@ -591,7 +591,9 @@ func TestCopiesTrueToSourcePG(t *testing.T) {
 // TestCopiesTrueToSourcePGKills: the same with 10 kill -9 of the worker
 // spread over the workload.
 func TestCopiesTrueToSourcePGKills(t *testing.T) {
-	runCopiesPG(t, modes[0], 10)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { runCopiesPG(t, m, 10) })
+	}
 }
 
 const rentalMy = `
@@ -777,5 +779,7 @@ func TestCopiesTrueToSourceMariaDB(t *testing.T) {
 // TestCopiesTrueToSourceMariaDBKills: the same with 10 kill -9 of the
 // worker spread over the workload.
 func TestCopiesTrueToSourceMariaDBKills(t *testing.T) {
-	runCopiesMy(t, modes[0], 10)
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { runCopiesMy(t, m, 10) })
+	}
 }
