@@ -543,7 +543,7 @@ func TestPGAddTableIncremental(t *testing.T) {
 
 			var outs []string
 			const kills = 10
-			ow := newOffWatch(t, le, slot)
+			var ow *offWatch
 			for i := 0; i < kills; i++ {
 				// Killed once the run recorded a chunk of its own.
 				w = startWorker(t, le, cfgAB)
