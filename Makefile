@@ -45,14 +45,14 @@ test:
 	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	# -p 1: packages share the test servers (the MySQL tests purge binlogs, the
 	# e2e tests kill workers), so they run one after another.
-	echo "== go test -p 1 -count=1 -timeout 25m ./..."
+	echo "== go test -p 1 -count=1 -timeout 50m ./..."
 	mkdir -p $(dir $(TEST_LOG))
 	rc=0
 	# The embedded log's patched kfake is its own module (./... skips it):
 	# its compaction and persistence tests, upstream's and ours, run here.
 	echo "== third_party/kfake: go test -run 'TestTributary|Compact|Persist'"
 	(cd third_party/kfake && go test -count=1 -timeout 10m -run 'TestTributary|Compact|Persist' .) 2>&1 | tee $(TEST_LOG) || rc=$$?
-	go test -p 1 -count=1 -timeout 25m ./... 2>&1 | tee -a $(TEST_LOG) || rc=$$?
+	go test -p 1 -count=1 -timeout 50m ./... 2>&1 | tee -a $(TEST_LOG) || rc=$$?
 	# Fuzzing: each target for $(FUZZ_TIME); a crash fails make test and
 	# leaves its input under <dir>/testdata/fuzz/<target>/ to commit as a
 	# regression seed. Its own log, so the package count stays go test's.
