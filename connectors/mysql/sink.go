@@ -487,7 +487,10 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 			t.log.Info("column is now nullable (gone or optional at the source)", "table", spec.QualifiedName(), "column", c.Name)
 			changed = true
 		}
-		if !c.Key || c.TypeChanged {
+		// Key columns too: a widening seen first after a restart (the copy
+		// still has INT, the schema now says BIGINT) is no change of this
+		// run, yet the copy must follow it.
+		{
 			want := sinkColumnType(c)
 			switch sinkCompareTypes(typ, want) {
 			case sinkTypeWider:

@@ -501,7 +501,11 @@ func (t *SinkTarget) EnsureTable(ctx context.Context, spec *sink.TableSpec) erro
 			changed = true
 			continue
 		}
-		if want := sinkColumnType(&c.Type, t.geomType); !c.Key || c.TypeChanged {
+		// Key columns too: a widening seen first after a restart (the copy
+		// still has integer, the schema now says bigint) is no change of
+		// this run, yet the copy must follow it.
+		{
+			want := sinkColumnType(&c.Type, t.geomType)
 			switch sinkCompareTypes(have, want) {
 			case sinkTypeWider:
 				if _, err := t.conn.Exec(ctx, "ALTER TABLE "+ident+" ALTER COLUMN "+sinkQuote(c.Name)+" TYPE "+want); err != nil {
