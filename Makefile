@@ -43,6 +43,8 @@ test:
 	go vet ./...
 	echo "== staticcheck ./..."
 	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	echo "== go mod tidy -diff"
+	go mod tidy -diff
 	# -p 1: packages share the test servers (the MySQL tests purge binlogs, the
 	# e2e tests kill workers), so they run one after another.
 	echo "== go test -p 1 -count=1 -timeout 50m ./..."
