@@ -429,6 +429,21 @@ func confShape(t *testing.T, h Harness) {
 		t.Errorf("date default: rows hold %q, want 2024-01-01 in the old rows and 2025-02-03 in the new", got)
 	}
 	c.stop(r)
+
+	// ALTER id TYPE bigint while the sink is down: the restarted sink sees
+	// the wider key first, with no older version in this run to compare
+	// with, and the copy's key column must widen all the same.
+	v3 := append([]Col{{Name: "id", Type: Int64("INT8"), Source: "id"}}, v2[1:]...)
+	enc3, err := NewEncoder(c.reg, &Table{Topic: topic, DB: "db", Schema: c.schema, Name: table, Columns: v3, Key: []string{"id"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.produce(c.ev(enc3, "c", nil, map[string]any{"id": int64(5_000_000_000), "select": "big", "col_with_space": nil, "_n_c_d___": nil,
+		"loyalty_points": 1, "tier": nil, "credit": Dec("1.50"), "since": Days(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)), "geom": nil}))
+	r = c.start(context.Background(), c.spec(name, tb.Topic), h.NewTarget(t))
+	c.waitOffsets(r, name, map[string]int64{tb.Topic + "/0": 5})
+	c.eq("a key widened while the sink was down", c.rows(table, "id"), []string{"1", "2", "3", "5000000000"})
+	c.stop(r)
 }
 
 type failTarget struct {
